@@ -1,0 +1,48 @@
+"""Write outputs so that an interrupted stage leaves nothing that looks complete."""
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def remove(path: Path) -> None:
+    """Delete a file or a directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it replaces `path` only if the block succeeds.
+
+    The sibling lives in the same directory, so the final rename is atomic on every file system.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same suffix as the target, because some writers (keras' model.save) insist on it.
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+    remove(temporary)
+    try:
+        yield temporary
+    except BaseException:
+        remove(temporary)
+        raise
+    remove(path)
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented, key-sorted JSON, atomically."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)

@@ -1,0 +1,22 @@
+"""Every path the stages read or write, named once; dvc.yaml lists the same paths."""
+
+from pathlib import Path
+
+DOWNLOADS_DIR = Path("data/downloads")  # downloaded archives, kept so a rerun does not download
+RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, plus SKIPPED_REPORT
+SKIPPED_REPORT = "skipped.csv"
+SPLITS = ("train", "val", "test")
+SPLIT_DIR = Path("data/split")  # <split>.csv for each of SPLITS
+CACHE_DIR = Path("data/cache")  # <split>-NNNNN-of-NNNNN.tfrecord shards and META_FILE
+META_FILE = "meta.json"
+FEATURES_DIR = Path("data/features")  # <split>.npy and <split>_labels.npy
+EXTRACTOR_FILE = Path("models/feature_extractor.keras")
+HEAD_FILE = Path("models/head.keras")
+MODEL_FILE = Path("models/model.keras")
+EXPORT_DIR = Path("models/export")
+HEAD_LIVE_DIR = Path("reports/train_head")
+FINETUNE_LIVE_DIR = Path("reports/finetune")
+METRICS_FILE = Path("reports/metrics.json")
+CONFUSION_FILE = Path("reports/confusion.csv")
+PREDICTIONS_FILE = Path("reports/predictions.csv")
+GRID_FILE = Path("reports/predictions.png")
