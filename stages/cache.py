@@ -1,0 +1,71 @@
+"""Stage `cache`: resize every image of each split and write sharded TFRecords."""
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from itertools import islice
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from stages.atomic import atomic_output, write_json
+from stages.cli import run
+from stages.images import decode_rgb
+from stages.params import load_params
+from stages.paths import CACHE_DIR, META_FILE, RAW_DIR, SPLIT_DIR, SPLITS
+from stages.split import read_split
+from stages.tfrecords import serialize_example, write_shards
+
+log = logging.getLogger("cache")
+ENCODE_CHUNK = 64  # images resized in parallel at a time; bounds memory
+
+
+def resize_rgb(data: bytes, size: int, max_pixels: int = 2**62) -> Image.Image:
+    """Decode to RGB and resize to size x size, as every image the model sees is."""
+    return decode_rgb(data, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
+    """Decode, resize to size x size and re-encode as JPEG (deterministic for the same input)."""
+    image = resize_rgb(data, size)
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def encode_records(
+    rows: list[tuple[str, str]], raw_dir: Path, classes: list[str], size: int, quality: int
+) -> Iterator[bytes]:
+    """Serialized examples in the order of `rows`, resized on all cores a chunk at a time."""
+    label_of = {name: index for index, name in enumerate(classes)}
+    pending = iter(rows)
+    with ThreadPoolExecutor() as pool:
+        while chunk := list(islice(pending, ENCODE_CHUNK)):
+            contents = [(raw_dir / path).read_bytes() for path, _ in chunk]
+            encoded = pool.map(resize_jpeg, contents, [size] * len(chunk), [quality] * len(chunk))
+            for (path, label), jpeg in zip(chunk, encoded, strict=True):
+                yield serialize_example(jpeg, label_of[label], path)
+
+
+def main() -> None:
+    params = load_params()
+    splits = {name: read_split(SPLIT_DIR, name) for name in SPLITS}
+    classes = sorted({label for rows in splits.values() for _, label in rows})
+    size = params.image_size
+    meta = {"classes": classes, "image_size": size, "counts": {}, "shards": {}}
+    with atomic_output(CACHE_DIR) as cache_dir:
+        cache_dir.mkdir()
+        for name, rows in splits.items():
+            records = encode_records(rows, RAW_DIR, classes, size, params.image.jpeg_quality)
+            progress = tqdm(records, total=len(rows), desc=f"caching {name}")
+            shards = write_shards(progress, cache_dir, name, len(rows), params.image.shard_size)
+            meta["counts"][name] = len(rows)
+            meta["shards"][name] = shards
+        write_json(cache_dir / META_FILE, meta)
+    log.info("cached %s images at %dx%d", meta["counts"], size, size)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,80 @@
+"""Download a dataset archive over http(s), with a progress bar and an optional checksum."""
+
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+from stages.cli import PipelineError
+
+log = logging.getLogger(__name__)
+CHUNK_BYTES = 1 << 20
+
+
+def is_url(source: str) -> bool:
+    return urlparse(source).scheme in ("http", "https")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None, origin: str) -> None:
+    """Raise a one-line error if `path` does not have the expected SHA-256."""
+    if expected is None:
+        return
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise PipelineError(
+            f"checksum mismatch for {origin}: data.sha256 is {expected.lower()}, "
+            f"the file has {actual}"
+        )
+
+
+def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path:
+    """Download `url` into `downloads_dir` once; later calls reuse the verified file."""
+    name = Path(urlparse(url).path).name or "download"
+    target = downloads_dir / name
+    if target.exists():
+        check_sha256(target, expected_sha256, str(target))
+        log.info("using %s downloaded earlier (delete it to download again)", target)
+        return target
+    downloads_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{name}.partial")
+    offline_hint = (
+        "set data.source in params.yaml to a local folder of class subfolders "
+        "or a local .tgz/.zip archive"
+    )
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as file:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    file.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        partial.unlink(missing_ok=True)
+        raise PipelineError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", error)
+        raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    try:
+        check_sha256(partial, expected_sha256, url)
+    except PipelineError:
+        partial.unlink()
+        raise
+    os.replace(partial, target)
+    return target

@@ -1,0 +1,63 @@
+"""The one TFRecord schema of the cache: writer, parser and shard names."""
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import tensorflow as tf
+
+from stages.paths import META_FILE
+
+ENCODED = "image/encoded"
+LABEL = "image/class/label"
+FILENAME = "image/filename"
+SCHEMA = {
+    ENCODED: tf.io.FixedLenFeature([], tf.string),
+    LABEL: tf.io.FixedLenFeature([], tf.int64),
+    FILENAME: tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def serialize_example(encoded: bytes, label: int, filename: str) -> bytes:
+    """One image as a tf.train.Example."""
+    feature = {
+        ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        FILENAME: tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The inverse of serialize_example, for tf.data."""
+    return tf.io.parse_single_example(serialized, SCHEMA)
+
+
+def shard_names(split: str, count: int, shard_size: int) -> list[str]:
+    """`train-00000-of-00004.tfrecord`, ...: at least one shard, even for an empty split."""
+    shards = max(1, math.ceil(count / shard_size))
+    return [f"{split}-{index:05d}-of-{shards:05d}.tfrecord" for index in range(shards)]
+
+
+def write_shards(
+    records: Iterable[bytes], out_dir: Path, split: str, count: int, shard_size: int
+) -> list[str]:
+    """Write `count` serialized records into shards of at most `shard_size` records."""
+    names = shard_names(split, count, shard_size)
+    iterator = iter(records)
+    for index, name in enumerate(names):
+        with tf.io.TFRecordWriter(str(out_dir / name)) as writer:
+            for _ in range(min(shard_size, count - index * shard_size)):
+                writer.write(next(iterator))
+    return names
+
+
+def read_meta(cache_dir: Path) -> dict:
+    """Class names, image size, per-split counts and shard names written by `cache`."""
+    return json.loads((cache_dir / META_FILE).read_text())
+
+
+def split_files(cache_dir: Path, meta: dict, split: str) -> list[Path]:
+    """The shard files of one split."""
+    return [cache_dir / name for name in meta["shards"][split]]
