@@ -1,0 +1,136 @@
+"""Model factories: preprocessing, frozen backbone, head, classifier, and unfreezing."""
+
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from stages.backbones import BACKBONES
+from stages.cli import PipelineError
+from stages.params import HeadParams
+
+BACKBONE_LAYER = "backbone"
+PREPROCESS_LAYER = "preprocess"
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255.0
+IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255.0
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
+
+
+@keras.saving.register_keras_serializable(package="stages")
+class Preprocess(layers.Layer):
+    """keras.applications' preprocess_input modes as a serializable layer over raw RGB pixels."""
+
+    def __init__(self, mode: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("tf", "caffe", "torch", "none"):
+            raise ValueError(f"unknown preprocessing mode {mode!r}")
+        self.mode = mode
+
+    def call(self, images):
+        images = keras.ops.cast(images, "float32")
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
+        if self.mode == "torch":
+            return (images - IMAGENET_MEAN) / IMAGENET_STD
+        if self.mode == "caffe":
+            return keras.ops.flip(images, axis=-1) - CAFFE_MEAN_BGR
+        return images
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode}
+
+
+def _weights_error(name: str, error: Exception) -> PipelineError:
+    url = re.search(r"https?://\S+?\.h5", str(error))
+    file = url.group(0).rsplit("/", 1)[-1] if url else "the weights file"
+    return PipelineError(
+        f"backbone.weights=imagenet: Keras could not get {file} for {name} "
+        f"({type(error).__name__}); put it in $KERAS_HOME/models/ "
+        "(KERAS_HOME defaults to ~/.keras) or set backbone.weights to the path of a weights file"
+    )
+
+
+def build_feature_extractor(name: str, image_size: int, weights: str | None) -> keras.Model:
+    """Raw RGB pixels in [0, 255] -> pooled features of a frozen keras.applications backbone."""
+    spec = BACKBONES[name]
+    if image_size < spec.min_size:
+        raise PipelineError(
+            f"image.size={image_size} is below {name}'s minimum of {spec.min_size}"
+        )
+    constructor = getattr(keras.applications, spec.constructor)
+    kwargs = {"include_top": False, "input_shape": (image_size, image_size, 3), "pooling": "avg"}
+    try:
+        backbone = constructor(weights=None if weights != "imagenet" else weights, **kwargs)
+    except Exception as error:  # Keras raises a bare Exception when a download fails
+        if weights == "imagenet":
+            raise _weights_error(name, error) from None
+        raise
+    if weights not in (None, "imagenet"):
+        try:
+            backbone.load_weights(weights)
+        except (OSError, ValueError) as error:
+            raise PipelineError(f"backbone.weights={weights}: cannot load ({error})") from None
+    backbone.name = BACKBONE_LAYER
+    backbone.trainable = False
+    images = keras.Input((image_size, image_size, 3), name="image")
+    pixels = Preprocess(spec.preprocessing, name=PREPROCESS_LAYER)(images)
+    features = backbone(pixels, training=False)  # BatchNormalization stays in inference mode
+    return keras.Model(images, features, name="feature_extractor")
+
+
+def build_head(n_features: int, n_classes: int, params: HeadParams) -> keras.Model:
+    """Features -> class probabilities: [dropout, dense] per hidden size, dropout, softmax."""
+    regularizer = keras.regularizers.L2(params.l2) if params.l2 else None
+    features = keras.Input((n_features,), name="features")
+    x = features
+    for index, units in enumerate(params.hidden):
+        x = layers.Dropout(params.dropout, name=f"dropout_{index}")(x)
+        x = layers.Dense(
+            units, params.activation, kernel_regularizer=regularizer, name=f"hidden_{index}"
+        )(x)
+    x = layers.Dropout(params.dropout, name="dropout_out")(x)
+    probabilities = layers.Dense(
+        n_classes, "softmax", kernel_regularizer=regularizer, name="probabilities"
+    )(x)
+    return keras.Model(features, probabilities, name="head")
+
+
+def build_classifier(extractor: keras.Model, head: keras.Model) -> keras.Model:
+    """The full model: raw pixels -> class probabilities, sharing the given layers."""
+    images = keras.Input(extractor.input_shape[1:], name="image")
+    return keras.Model(images, head(extractor(images)), name="classifier")
+
+
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float, smoothing=0.0) -> None:
+    """Compile for one-hot labels with accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def unfreeze_top(backbone: keras.Model, count: int) -> None:
+    """Make the top `count` layers (backbone.layers[-count:]) trainable, BatchNorm excluded.
+
+    BatchNormalization stays frozen: its statistics were learned on ImageNet and a small dataset
+    would wreck them. Recompile the model afterwards.
+    """
+    total = len(backbone.layers)
+    if not 0 <= count <= total:
+        raise PipelineError(
+            f"unfreeze={count} is out of range: this backbone has 0 to {total} layers"
+        )
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        is_top = index >= total - count
+        layer.trainable = is_top and not isinstance(layer, layers.BatchNormalization)
+
+
+def compiled_forward(model: keras.Model):
+    """A traced inference call; much faster per batch than model.predict's per-call set-up."""
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)

@@ -1,0 +1,57 @@
+"""The one tf.data pipeline from the cached TFRecords to batches of (pixels, one-hot label)."""
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from stages.params import AugmentParams
+from stages.tfrecords import ENCODED, FILENAME, LABEL, parse_example
+
+SHUFFLE_BUFFER = 2048
+
+
+def build_augmentation(params: AugmentParams, seed: int) -> keras.Sequential:
+    """Random flip, rotation, zoom and contrast layers for the settings that are on."""
+    steps: list[keras.Layer] = []
+    if params.flip != "none":
+        steps.append(keras.layers.RandomFlip(params.flip, seed=seed))
+    if params.rotation:
+        steps.append(keras.layers.RandomRotation(params.rotation, seed=seed))
+    if params.zoom:
+        steps.append(keras.layers.RandomZoom(params.zoom, seed=seed))
+    if params.contrast:
+        steps.append(keras.layers.RandomContrast(params.contrast, seed=seed))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def make_dataset(
+    files: list[Path],
+    n_classes: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    augmentation: keras.Sequential | None = None,
+    with_filenames: bool = False,
+) -> tf.data.Dataset:
+    """Read -> parse/decode -> shuffle (training only) -> batch -> augment -> prefetch.
+
+    Batches are (pixels, one-hot labels), plus the images' paths if `with_filenames`.
+    Without `shuffle_seed` the order is the same on every run.
+    """
+    dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=tf.data.AUTOTUNE)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        example = parse_example(serialized)
+        image = tf.cast(tf.io.decode_jpeg(example[ENCODED], channels=3), tf.float32)
+        label = tf.one_hot(example[LABEL], n_classes)
+        return (image, label, example[FILENAME]) if with_filenames else (image, label)
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    if augmentation is not None:
+        dataset = dataset.map(
+            lambda images, labels: (augmentation(images, training=True), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,44 @@
+"""What the two training stages share: callbacks, DVCLive logging and class weights."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+
+class FilesOnlyLive(Live):
+    """DVCLive that only writes its files, without looking for a DVC repo or git commit.
+
+    dvc.yaml already declares the metrics and plots and `dvc exp run` records the experiment,
+    so DVCLive's own DVC integration adds nothing here; it also raises in a git repo that has
+    no commit yet (treeverse/dvclive#522), which would break `dvc repro` in a new project.
+    """
+
+    def _init_dvc(self) -> None:
+        pass
+
+
+def open_live(directory: Path) -> Live:
+    """A DVCLive logger writing only into `directory`, which dvc.yaml declares."""
+    return FilesOnlyLive(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+
+
+def training_callbacks(
+    patience: int, live: Live, has_validation: bool
+) -> list[keras.callbacks.Callback]:
+    """Early stopping that restores the best weights, learning-rate decay on plateau, DVCLive."""
+    monitor = "val_loss" if has_validation else "loss"
+    return [
+        keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=max(1, patience - 1)),
+        DVCLiveCallback(live=live),
+    ]
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Weights n / (k * count) so that every class contributes equally to the loss."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = len(labels) / (n_classes * np.maximum(counts, 1.0))
+    return {index: float(weight) for index, weight in enumerate(weights)}
