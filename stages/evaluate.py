@@ -1,0 +1,118 @@
+"""Stage `evaluate`: test-set metrics, confusion matrix, predictions, picture and export."""
+
+import csv
+import logging
+from itertools import islice
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from stages.atomic import atomic_output, write_json
+from stages.cli import run
+from stages.export import TFLITE_FLOAT, TFLITE_INT8, export_model, tflite_predict
+from stages.grid import draw_grid
+from stages.metrics import classification_metrics
+from stages.model_files import load_model
+from stages.models import compiled_forward
+from stages.params import load_params
+from stages.paths import (
+    CACHE_DIR,
+    CONFUSION_FILE,
+    EXPORT_DIR,
+    GRID_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+)
+from stages.tfdata import make_dataset
+from stages.tfrecords import read_meta, split_files
+
+log = logging.getLogger("evaluate")
+
+
+def predict_split(model: keras.Model, files: list[Path], n_classes: int, batch_size: int):
+    """(probabilities, integer labels, paths, uint8 images) of a split, in a stable order."""
+    forward = compiled_forward(model)
+    probabilities, labels, paths, images = [], [], [], []
+    for pixels, one_hot, names in make_dataset(files, n_classes, batch_size, with_filenames=True):
+        probabilities.append(forward(pixels).numpy())
+        labels.append(np.argmax(one_hot, axis=-1))
+        paths += [name.decode() for name in names.numpy()]
+        images.append(pixels.numpy().astype(np.uint8))
+    return (
+        np.concatenate(probabilities),
+        np.concatenate(labels),
+        paths,
+        np.concatenate(images),
+    )
+
+
+def write_rows(path: Path, header: list[str], rows: list[list]) -> None:
+    with atomic_output(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def tflite_metrics(model_file: Path, images: np.ndarray, labels: np.ndarray, reference) -> dict:
+    """Accuracy of a TFLite model and how often it agrees with the Keras model's prediction."""
+    predicted = tflite_predict(model_file, images).argmax(axis=1)
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "agreement": float(np.mean(predicted == reference)),
+    }
+
+
+def main() -> None:
+    params = load_params()
+    meta = read_meta(CACHE_DIR)
+    classes = meta["classes"]
+    model = load_model(MODEL_FILE)
+    files = split_files(CACHE_DIR, meta, "test")
+    probabilities, labels, paths, images = predict_split(
+        model, files, len(classes), params.evaluate.batch_size
+    )
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
+
+    def representative():
+        train = make_dataset(split_files(CACHE_DIR, meta, "train"), len(classes), 1)
+        for pixels, _ in islice(train, params.evaluate.representative_images):
+            yield pixels.numpy()[0]
+
+    with atomic_output(EXPORT_DIR) as export_dir:
+        export_dir.mkdir()
+        export_model(model, classes, representative, export_dir)
+        for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8)):
+            metrics[name] = tflite_metrics(export_dir / file, images, labels, predicted)
+    write_json(METRICS_FILE, metrics)
+    write_rows(
+        CONFUSION_FILE,
+        ["actual", "predicted"],
+        [[classes[a], classes[p]] for a, p in zip(labels, predicted, strict=True)],
+    )
+    write_rows(
+        PREDICTIONS_FILE,
+        ["path", "true", "predicted", "confidence"],
+        [
+            [path, classes[a], classes[p], f"{c:.6f}"]
+            for path, a, p, c in zip(paths, labels, predicted, confidence, strict=True)
+        ],
+    )
+    grid = draw_grid(images, labels, predicted, confidence, classes, params.evaluate.grid_images)
+    with atomic_output(GRID_FILE) as path:
+        grid.save(path, format="PNG")
+    log.info(
+        "test accuracy %.4f, macro F1 %.4f on %d images; TFLite float %.4f, int8 %.4f",
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        len(labels),
+        metrics["tflite_float"]["accuracy"],
+        metrics["tflite_int8"]["accuracy"],
+    )
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,63 @@
+"""Export the classifier for serving: TensorFlow SavedModel, TFLite float and int8, labels."""
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+SAVED_MODEL = "saved_model"
+TFLITE_FLOAT = "model_float.tflite"
+TFLITE_INT8 = "model_int8.tflite"
+LABELS = "labels.txt"
+
+
+def export_model(
+    model: keras.Model,
+    classes: list[str],
+    representative: Callable[[], Iterator[np.ndarray]],
+    out_dir: Path,
+) -> None:
+    """Write the SavedModel, both TFLite models and labels.txt into out_dir.
+
+    `representative` yields single training images (H x W x 3, raw pixels) that calibrate the
+    int8 model's value ranges.
+    """
+    saved_model = out_dir / SAVED_MODEL
+    model.export(str(saved_model), format="tf_saved_model", verbose=False)
+    (out_dir / TFLITE_FLOAT).write_bytes(
+        tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
+    )
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [image[None].astype(np.float32)] for image in representative()
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8  # a phone's camera gives 8-bit pixels
+    (out_dir / TFLITE_INT8).write_bytes(converter.convert())
+    (out_dir / LABELS).write_text("".join(f"{name}\n" for name in classes))
+
+
+def tflite_predict(model_file: Path, images: Iterable[np.ndarray]) -> np.ndarray:
+    """Class probabilities of a TFLite model, one image (H x W x 3, raw pixels) at a time."""
+    interpreter = tf.lite.Interpreter(model_path=str(model_file))
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        value = image[None].astype(np.float32)
+        if source["dtype"] != np.float32:
+            scale, zero_point = source["quantization"]
+            info = np.iinfo(source["dtype"])
+            value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
+        interpreter.set_tensor(source["index"], value.astype(source["dtype"]))
+        interpreter.invoke()
+        output = interpreter.get_tensor(target["index"])[0].astype(np.float32)
+        if target["dtype"] != np.float32:
+            scale, zero_point = target["quantization"]
+            output = (output - zero_point) * scale
+        results.append(output)
+    return np.array(results)
