@@ -40,9 +40,3 @@ def write_json(path: Path, value: Any) -> None:
     """Write `value` as indented, key-sorted JSON, atomically."""
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    with atomic_output(path) as temporary:
-        temporary.write_text(text)

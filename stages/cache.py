@@ -11,11 +11,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from stages.atomic import atomic_output, write_json
-from stages.cli import run
-from stages.images import decode_rgb
+from stages.cli import PipelineError, run
+from stages.images import ImageRejected, decode_rgb
 from stages.params import load_params
 from stages.paths import CACHE_DIR, META_FILE, RAW_DIR, SPLIT_DIR, SPLITS
-from stages.split import read_split
+from stages.split import hash_position, read_split
 from stages.tfrecords import serialize_example, write_shards
 
 log = logging.getLogger("cache")
@@ -45,7 +45,13 @@ def encode_records(
         while chunk := list(islice(pending, ENCODE_CHUNK)):
             contents = [(raw_dir / path).read_bytes() for path, _ in chunk]
             encoded = pool.map(resize_jpeg, contents, [size] * len(chunk), [quality] * len(chunk))
-            for (path, label), jpeg in zip(chunk, encoded, strict=True):
+            for path, label in chunk:
+                try:
+                    jpeg = next(encoded)
+                except ImageRejected as reason:  # download checked it: the file changed since
+                    raise PipelineError(
+                        f"{raw_dir / path}: {reason}; run `dvc repro -f download`"
+                    ) from None
                 yield serialize_example(jpeg, label_of[label], path)
 
 
@@ -58,6 +64,9 @@ def main() -> None:
     with atomic_output(CACHE_DIR) as cache_dir:
         cache_dir.mkdir()
         for name, rows in splits.items():
+            # A seeded order that mixes the classes, so that any run of records (a shuffle
+            # buffer, the int8 calibration images) holds every class.
+            rows = sorted(rows, key=lambda row: hash_position(row[0], params.seed))
             records = encode_records(rows, RAW_DIR, classes, size, params.image.jpeg_quality)
             progress = tqdm(records, total=len(rows), desc=f"caching {name}")
             shards = write_shards(progress, cache_dir, name, len(rows), params.image.shard_size)

@@ -18,5 +18,5 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: the stage's outputs were not written", file=sys.stderr)
+        print("interrupted: the output being written was discarded", file=sys.stderr)
         sys.exit(130)

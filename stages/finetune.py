@@ -40,7 +40,7 @@ def fit_on_images(
     """Ordinary fine-tuning: every image goes through the whole backbone on every epoch."""
     augmentation = build_augmentation(params.augment, seed) if params.augment.enabled else None
     train = make_dataset(train_files, n_classes, params.batch_size, seed, augmentation)
-    val = make_dataset(val_files, n_classes, params.batch_size)
+    val = make_dataset(val_files, n_classes, params.batch_size) if val_files else None
     compile_model(classifier, params.optimizer, params.learning_rate)
     classifier.fit(
         train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2
@@ -59,7 +59,7 @@ def fit_on_activations(
 ) -> None:
     """Fine-tuning on the cached outputs of the frozen layers; trains the layers in place.
 
-    `splits` maps train and val to (TFRecord files, image count).
+    `splits` maps train, and val unless it is empty, to (TFRecord files, image count).
     """
     lower, upper = split_at_cut(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     total = sum(activation_bytes(lower, count) for _, count in splits.values())
@@ -79,7 +79,7 @@ def fit_on_activations(
         model = build_top_model(lower, upper, head)
         compile_model(model, params.optimizer, params.learning_rate)
         train = ActivationBatches(*cached["train"], params.batch_size, shuffle_seed=seed)
-        val = ActivationBatches(*cached["val"], params.batch_size)
+        val = ActivationBatches(*cached["val"], params.batch_size) if "val" in cached else None
         model.fit(train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2)
 
 
@@ -100,12 +100,16 @@ def main() -> None:
         else:
             unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
             callbacks = training_callbacks(finetune.patience, live, meta["counts"]["val"] > 0)
-            files = {split: split_files(CACHE_DIR, meta, split) for split in ("train", "val")}
+            files = {
+                split: split_files(CACHE_DIR, meta, split)
+                for split in ("train", "val")
+                if meta["counts"][split]
+            }
             if finetune.augment.enabled or not finetune.cache_activations:
                 fit_on_images(
                     classifier,
                     files["train"],
-                    files["val"],
+                    files.get("val", []),
                     n_classes,
                     finetune,
                     params.seed,

@@ -121,10 +121,10 @@ def unfreeze_top(backbone: keras.Model, count: int) -> None:
     would wreck them. Recompile the model afterwards.
     """
     total = len(backbone.layers)
-    if not 0 <= count <= total:
-        raise PipelineError(
-            f"unfreeze={count} is out of range: this backbone has 0 to {total} layers"
-        )
+    # The input layer has nothing to train, and cutting above it leaves no lower part.
+    limit = total - 1 if isinstance(backbone.layers[0], layers.InputLayer) else total
+    if not 0 <= count <= limit:
+        raise PipelineError(f"unfreeze={count} is out of range: this backbone allows 0 to {limit}")
     backbone.trainable = True
     for index, layer in enumerate(backbone.layers):
         is_top = index >= total - count

@@ -16,6 +16,7 @@ from stages.cli import PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "leaky_relu", "tanh", "sigmoid")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
 
@@ -50,7 +51,8 @@ class SplitParams:
 
     def __post_init__(self) -> None:
         _require(0 <= self.val < 1, "split.val", "in [0, 1)", self.val)
-        _require(0 <= self.test < 1, "split.test", "in [0, 1)", self.test)
+        test = self.test
+        _require(0 < test < 1, "split.test", "in (0, 1): evaluate needs test images", test)
         total = self.val + self.test
         _require(total < 1, "split.val + split.test", "below 1 to leave a training split", total)
 
@@ -102,6 +104,12 @@ class HeadParams:
         _require(0 <= self.dropout < 1, "head.dropout", "in [0, 1)", self.dropout)
         _require(self.l2 >= 0, "head.l2", "non-negative", self.l2)
         _require(
+            self.activation in ACTIVATIONS,
+            "head.activation",
+            f"one of {', '.join(ACTIVATIONS)}",
+            self.activation,
+        )
+        _require(
             0 <= self.label_smoothing < 1,
             "head.label_smoothing",
             "in [0, 1)",
@@ -119,9 +127,8 @@ class AugmentParams:
     contrast: float = 0.0
 
     def __post_init__(self) -> None:
-        _require(
-            self.flip in FLIP_MODES, "finetune.augment.flip", f"one of {FLIP_MODES}", self.flip
-        )
+        modes = ", ".join(FLIP_MODES)
+        _require(self.flip in FLIP_MODES, "finetune.augment.flip", f"one of {modes}", self.flip)
         for name in ("rotation", "zoom", "contrast"):
             value = getattr(self, name)
             _require(0 <= value < 1, f"finetune.augment.{name}", "in [0, 1)", value)
@@ -187,6 +194,7 @@ class Params:
 
     def __post_init__(self) -> None:
         _require(self.unfreeze >= 0, "unfreeze", "a layer count of 0 or more", self.unfreeze)
+        _require(0 <= self.seed < 2**32, "seed", "in [0, 2**32)", self.seed)  # numpy's range
 
     @property
     def image_size(self) -> int:
@@ -247,5 +255,10 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run the stages from the project's root") from None
     except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML ({error.problem})") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"{path}: not valid YAML{where} ({problem})") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text") from None
     return parse_params(raw)

@@ -16,9 +16,11 @@ from stages.cli import PipelineError, run
 from stages.export import LABELS
 from stages.images import ImageRejected, has_image_extension, is_hidden
 from stages.model_files import load_model
+from stages.params import DataParams
 from stages.paths import EXPORT_DIR, MODEL_FILE
 
-MAX_PIXELS = 50_000_000  # the default data.max_pixels
+MAX_PIXELS = DataParams.max_pixels  # the default decompression-bomb limit
+BATCH_SIZE = 32  # images decoded and classified at a time; bounds memory
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -52,20 +54,23 @@ def top_classes(probabilities: np.ndarray, classes: list[str], k: int) -> list[t
 def predict(model: keras.Model, classes: list[str], files: list[Path], k: int) -> list[dict]:
     """One dict per file: its path and either its top-k predictions or the error."""
     size = model.input_shape[1]
-    results, batch, positions = [], [], []
-    for path in files:
-        try:
-            batch.append(load_image(path, size))
-            positions.append(len(results))
-            results.append({"path": str(path)})
-        except ImageRejected as reason:
-            results.append({"path": str(path), "error": str(reason)})
-    if batch:
-        probabilities = model.predict(np.stack(batch), batch_size=32, verbose=0)
-        for position, row in zip(positions, probabilities, strict=True):
-            results[position]["predictions"] = [
-                {"class": name, "probability": p} for name, p in top_classes(row, classes, k)
-            ]
+    results = []
+    for start in range(0, len(files), BATCH_SIZE):
+        batch, readable = [], []
+        for path in files[start : start + BATCH_SIZE]:
+            result = {"path": str(path)}
+            results.append(result)
+            try:
+                batch.append(load_image(path, size))
+                readable.append(result)
+            except ImageRejected as reason:
+                result["error"] = str(reason)
+        if batch:
+            probabilities = model.predict_on_batch(np.stack(batch))
+            for result, row in zip(readable, probabilities, strict=True):
+                result["predictions"] = [
+                    {"class": name, "probability": p} for name, p in top_classes(row, classes, k)
+                ]
     return results
 
 
@@ -80,7 +85,7 @@ def main() -> None:
     for required in (args.model, args.labels):
         if not required.is_file():
             raise PipelineError(f"{required} not found; run `dvc repro` first")
-    classes = args.labels.read_text().split()
+    classes = args.labels.read_text().splitlines()
     model = load_model(args.model)
     results = predict(model, classes, expand(args.paths), args.top_k)
     if args.json:

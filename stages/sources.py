@@ -93,7 +93,7 @@ def open_source(path: Path) -> Iterator[Listing]:
         yield _list_folder(path)
     elif not path.exists():
         raise PipelineError(f"data.source {path} does not exist")
-    elif path.name.lower().endswith((*TAR_SUFFIXES, ".zip")):
+    elif is_archive(path):
         is_zip = path.name.lower().endswith(".zip")
         with ExitStack() as stack:
             try:

@@ -24,17 +24,22 @@ def list_images(raw_dir: Path) -> list[str]:
     )
 
 
+def hash_position(relative_path: str, seed: int) -> float:
+    """A number in [0, 1), uniform over paths, that depends only on the path and the seed."""
+    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def assign_split(relative_path: str, seed: int, val: float, test: float) -> str:
     """The split of one image; it depends on nothing else, so adding images moves no other."""
-    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    position = hash_position(relative_path, seed)
     if position < test:
         return "test"
     return "val" if position < test + val else "train"
 
 
 def split_images(paths: list[str], seed: int, val: float, test: float) -> dict[str, list[str]]:
-    """Split the images of every class by the same ratios (stratified by construction)."""
+    """Split the images by the same expected ratios in every class; each class must train."""
     splits: dict[str, list[str]] = {name: [] for name in SPLITS}
     for path in paths:
         splits[assign_split(path, seed, val, test)].append(path)

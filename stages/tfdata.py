@@ -9,6 +9,7 @@ from stages.params import AugmentParams
 from stages.tfrecords import ENCODED, FILENAME, LABEL, parse_example
 
 SHUFFLE_BUFFER = 2048
+PARALLEL_READS = 4
 
 
 def build_augmentation(params: AugmentParams, seed: int) -> keras.Sequential:
@@ -33,12 +34,14 @@ def make_dataset(
     augmentation: keras.Sequential | None = None,
     with_filenames: bool = False,
 ) -> tf.data.Dataset:
-    """Read -> parse/decode -> shuffle (training only) -> batch -> augment -> prefetch.
+    """Read -> shuffle (training only) -> parse/decode -> batch -> augment -> prefetch.
 
     Batches are (pixels, one-hot labels), plus the images' paths if `with_filenames`.
     Without `shuffle_seed` the order is the same on every run.
     """
-    dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=tf.data.AUTOTUNE)
+    # A fixed number of parallel reads, not AUTOTUNE (the core count): the interleaved order,
+    # and so every unshuffled output, must be the same on every machine.
+    dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=PARALLEL_READS)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
 

@@ -162,11 +162,11 @@ def test_cut_through_a_residual_block_caches_both_branches() -> None:
     np.testing.assert_allclose(upper(lower(pixels)), backbone(pixels), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("unfreeze", [-1, 1000])
+@pytest.mark.parametrize("unfreeze", [-1, 155, 1000])
 def test_unfreeze_out_of_range_names_the_valid_range(unfreeze: int) -> None:
     extractor, _, _ = tiny_classifier()
     backbone = extractor.get_layer(BACKBONE_LAYER)
-    with pytest.raises(PipelineError, match=rf"unfreeze={unfreeze} is out of range: .* 0 to 155"):
+    with pytest.raises(PipelineError, match=rf"unfreeze={unfreeze} is out of range: .* 0 to 154$"):
         unfreeze_top(backbone, unfreeze)
 
 
@@ -202,6 +202,20 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_finetuning_without_a_validation_split_trains_on_loss(
+    shards: list[Path], tmp_path: Path
+) -> None:
+    extractor, head, classifier = tiny_classifier()
+    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 10)
+    params = FinetuneParams(epochs=1, batch_size=8)
+    live = open_live(tmp_path / "live")
+    callbacks = training_callbacks(params.patience, live, False)
+    train_only = {"train": (shards, 24)}
+    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, 0, callbacks)
+    fit_on_images(classifier, shards, [], N_CLASSES, params, 0, callbacks)
+    assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").exists()
 
 
 @pytest.mark.parametrize("augment", [AugmentParams(), AugmentParams("horizontal", 0.1, 0.1, 0.2)])

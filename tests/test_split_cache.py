@@ -81,7 +81,7 @@ def test_failed_stage_leaves_no_output_and_a_stale_partial_is_cleared(project: P
     complete = {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()}
     write_image(Path("data/raw/cat/img_00.jpg"), (0, 0, 0), 0)  # a changed input ...
     Path("data/raw/dog/img_03.jpg").write_bytes(b"garbage")  # ... and one that breaks it
-    with pytest.raises(Exception, match="not an image"):
+    with pytest.raises(PipelineError, match=r"data/raw/.*: not an image.*dvc repro -f download"):
         cache.main()
     assert not list(Path("data").glob(".cache.partial*"))
     # The previous complete output is untouched, not half-overwritten.
