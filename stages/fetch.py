@@ -1,6 +1,7 @@
 """Download a dataset archive over http(s), with a progress bar and an optional checksum."""
 
 import hashlib
+import http.client
 import logging
 import os
 import urllib.error
@@ -41,14 +42,18 @@ def check_sha256(path: Path, expected: str | None, origin: str) -> None:
 
 
 def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path:
-    """Download `url` into `downloads_dir` once; later calls reuse the verified file."""
+    """Download `url` into `downloads_dir` once; later calls reuse the verified file.
+
+    Each URL gets its own folder (a hash of the URL), so two URLs whose files have the same
+    name never share a download.
+    """
     name = Path(urlparse(url).path).name or "download"
-    target = downloads_dir / name
+    target = downloads_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     if target.exists():
         check_sha256(target, expected_sha256, str(target))
         log.info("using %s downloaded earlier (delete it to download again)", target)
         return target
-    downloads_dir.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{name}.partial")
     offline_hint = (
         "set data.source in params.yaml to a local folder of class subfolders "
@@ -61,10 +66,17 @@ def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path
                 while chunk := response.read(CHUNK_BYTES):
                     file.write(chunk)
                     bar.update(len(chunk))
+            if total is not None and bar.n != total:
+                raise http.client.IncompleteRead(b"", total - bar.n)
     except urllib.error.HTTPError as error:
         partial.unlink(missing_ok=True)
         raise PipelineError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+    except http.client.IncompleteRead as error:
+        partial.unlink(missing_ok=True)
+        raise PipelineError(
+            f"download of {url} was cut short ({error.expected} bytes missing); run it again"
+        ) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
         raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None

@@ -185,13 +185,39 @@ def test_http_download_with_correct_checksum_is_kept_and_reused(
     url, digest = http_archive
     downloads = tmp_path / "downloads"
     path = resolve_source(url, digest, downloads)
-    assert path == downloads / "photos.tgz"
+    assert path.name == "photos.tgz" and path.parent.parent == downloads
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     modified = path.stat().st_mtime_ns
     assert resolve_source(url, digest, downloads) == path  # no second download
     assert path.stat().st_mtime_ns == modified
     report = import_source(path, tmp_path / "raw")
     assert dict(report.kept) == {"cat": 2, "dog": 2}
+    other = resolve_source(f"{url}?version=2", digest, downloads)  # same file name, other URL
+    assert other != path and other.name == path.name
+
+
+def test_a_download_cut_short_is_an_error_and_keeps_nothing(tmp_path: Path) -> None:
+    class CutShort(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"only ten b")  # then the connection closes
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/photos.tgz"
+    try:
+        with pytest.raises(PipelineError) as error:
+            resolve_source(url, None, tmp_path / "downloads")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(error.value) == f"download of {url} was cut short (990 bytes missing); run it again"
+    assert not [p for p in (tmp_path / "downloads").rglob("*") if p.is_file()]
 
 
 def test_http_download_with_wrong_checksum_fails_and_keeps_nothing(
@@ -204,7 +230,7 @@ def test_http_download_with_wrong_checksum_fails_and_keeps_nothing(
     assert str(error.value) == (
         f"checksum mismatch for {url}: data.sha256 is {'0' * 64}, the file has {digest}"
     )
-    assert list(downloads.iterdir()) == []
+    assert not [p for p in downloads.rglob("*") if p.is_file()]
 
 
 def test_unreachable_url_names_it_and_how_to_work_offline(tmp_path: Path) -> None:
