@@ -16,7 +16,7 @@ from stages.fetch import check_sha256, download, is_url
 from stages.images import ImageRejected, decode_rgb, has_image_extension, is_hidden
 from stages.params import load_params
 from stages.paths import DOWNLOADS_DIR, RAW_DIR, SKIPPED_REPORT
-from stages.sources import Entry, Listing, is_archive, open_source
+from stages.sources import READ_ERRORS, Entry, Listing, is_archive, open_source
 
 log = logging.getLogger("download")
 DECODE_CHUNK = 128  # images read ahead and checked in parallel; bounds memory
@@ -85,9 +85,15 @@ def import_images(listing: Listing, out_dir: Path, max_pixels: int) -> ImportRep
     pending = iter(candidates)
     with ThreadPoolExecutor() as pool, tqdm(total=len(candidates), desc="checking images") as bar:
         while chunk := list(islice(pending, DECODE_CHUNK)):
-            contents = [entry.read() for _, entry in chunk]
-            reasons = pool.map(_check, contents, [max_pixels] * len(chunk))
-            for (relative, entry), data, reason in zip(chunk, contents, reasons, strict=True):
+            readable = []
+            for relative, entry in chunk:
+                try:
+                    readable.append((relative, entry, entry.read()))
+                except READ_ERRORS as error:
+                    report.skipped.append(("/".join(entry.parts), f"cannot read ({error})"))
+            contents = [data for _, _, data in readable]
+            reasons = pool.map(_check, contents, [max_pixels] * len(readable))
+            for (relative, entry, data), reason in zip(readable, reasons, strict=True):
                 if reason:
                     report.skipped.append(("/".join(entry.parts), reason))
                     continue

@@ -3,6 +3,7 @@
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 from stages.cli import PipelineError
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
+# What Entry.read raises for a damaged archive member or an unreadable file.
+READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
 
 
 @dataclass(frozen=True)

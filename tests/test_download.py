@@ -149,6 +149,23 @@ def test_hostile_zip_entries_are_refused(tmp_path: Path) -> None:
     }
 
 
+def test_damaged_zip_member_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    path = tmp_path / "data.zip"
+    damaged = jpeg_bytes((1, 2, 3))
+    with zipfile.ZipFile(path, "w") as archive:  # stored, not compressed: bytes as written
+        for name in ("cat/a.jpg", "dog/b.jpg"):
+            archive.writestr(name, jpeg_bytes())
+        archive.writestr("dog/damaged.jpg", damaged)
+    contents = path.read_bytes()
+    at = contents.index(damaged) + len(damaged) // 2
+    path.write_bytes(contents[:at] + bytes([contents[at] ^ 0xFF]) + contents[at + 1 :])
+    report = import_source(path, tmp_path / "raw")
+    assert kept_files(tmp_path / "raw") == {"cat/a.jpg", "dog/b.jpg"}
+    [(name, reason)] = report.skipped
+    assert name == "dog/damaged.jpg"
+    assert reason.startswith("cannot read (Bad CRC-32 for file 'dog/damaged.jpg'")
+
+
 def test_unreadable_archive_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.tgz"
     path.write_bytes(b"not a tar at all")
