@@ -79,10 +79,13 @@ def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
     dataset = make_dataset(
         split_files(repo / "data/cache", meta, "train"), len(meta["classes"]), batch_size
     )
+    count = meta["counts"]["train"]
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        extract_features(extractor, dataset, meta["counts"]["train"], Path(directory), "train")
-        extract = meta["counts"]["train"] / (time.perf_counter() - start)
+        extract_features(
+            forward, extractor.output_shape[-1], dataset, count, Path(directory), "train"
+        )
+        extract = count / (time.perf_counter() - start)
     return raw, extract
 
 

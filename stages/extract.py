@@ -1,6 +1,7 @@
 """Stage `extract`: run the frozen backbone once over every split and save the features."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -20,18 +21,22 @@ log = logging.getLogger("extract")
 
 
 def extract_features(
-    extractor: keras.Model, dataset: tf.data.Dataset, count: int, out_dir: Path, split: str
+    forward: Callable[[tf.Tensor], tf.Tensor],
+    width: int,
+    dataset: tf.data.Dataset,
+    count: int,
+    out_dir: Path,
+    split: str,
 ) -> None:
-    """Write `<split>.npy` (count x features, float32) and `<split>_labels.npy` batch by batch.
+    """Write `<split>.npy` (count x width, float32) and `<split>_labels.npy` batch by batch.
 
+    `forward` is the extractor's traced call (compiled_forward), traced once for all splits.
     The arrays are memory-mapped files, so memory does not grow with the dataset.
     """
-    width = extractor.output_shape[-1]
     features = np.lib.format.open_memmap(
         out_dir / f"{split}.npy", "w+", np.float32, (count, width)
     )
     labels = np.lib.format.open_memmap(out_dir / f"{split}_labels.npy", "w+", np.int64, (count,))
-    forward = compiled_forward(extractor)
     progress = keras.utils.Progbar(count, unit_name="image")
     done = 0
     for images, one_hot in dataset:
@@ -54,6 +59,8 @@ def main() -> None:
     extractor = build_feature_extractor(
         params.backbone.name, meta["image_size"], params.backbone.weights
     )
+    forward = compiled_forward(extractor)
+    width = extractor.output_shape[-1]
     n_classes = len(meta["classes"])
     with atomic_output(FEATURES_DIR) as features_dir:
         features_dir.mkdir()
@@ -61,7 +68,8 @@ def main() -> None:
             log.info("extracting %s features of %d images", split, meta["counts"][split])
             files = split_files(CACHE_DIR, meta, split)
             dataset = make_dataset(files, n_classes, params.backbone.batch_size)
-            extract_features(extractor, dataset, meta["counts"][split], features_dir, split)
+            count = meta["counts"][split]
+            extract_features(forward, width, dataset, count, features_dir, split)
     save_model(extractor, EXTRACTOR_FILE)
 
 

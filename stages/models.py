@@ -121,8 +121,7 @@ def unfreeze_top(backbone: keras.Model, count: int) -> None:
     would wreck them. Recompile the model afterwards.
     """
     total = len(backbone.layers)
-    # The input layer has nothing to train, and cutting above it leaves no lower part.
-    limit = total - 1 if isinstance(backbone.layers[0], layers.InputLayer) else total
+    limit = total - 1  # layers[0] is the input: nothing to train, and nothing left below a cut
     if not 0 <= count <= limit:
         raise PipelineError(f"unfreeze={count} is out of range: this backbone allows 0 to {limit}")
     backbone.trainable = True

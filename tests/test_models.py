@@ -20,6 +20,7 @@ from stages.models import (
     build_classifier,
     build_feature_extractor,
     build_head,
+    compiled_forward,
     unfreeze_top,
 )
 from stages.params import AugmentParams, FinetuneParams, HeadParams
@@ -75,7 +76,8 @@ def test_features_are_identical_across_runs(shards: list[Path], tmp_path: Path) 
         extractor = build_feature_extractor("MobileNetV2", SIZE, None)
         (tmp_path / str(run)).mkdir()
         dataset = make_dataset(shards, N_CLASSES, 8)
-        extract_features(extractor, dataset, 24, tmp_path / str(run), "train")
+        forward = compiled_forward(extractor)
+        extract_features(forward, 1280, dataset, 24, tmp_path / str(run), "train")
         outputs.append((tmp_path / str(run) / "train.npy").read_bytes())
     assert outputs[0] == outputs[1]
     labels = np.load(tmp_path / "0" / "train_labels.npy")
