@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from stages.atomic import atomic_output
 from stages.cli import run
+from stages.features import features_file, labels_file
 from stages.model_files import save_model
 from stages.models import build_feature_extractor, compiled_forward
 from stages.params import load_params
@@ -34,9 +35,9 @@ def extract_features(
     The arrays are memory-mapped files, so memory does not grow with the dataset.
     """
     features = np.lib.format.open_memmap(
-        out_dir / f"{split}.npy", "w+", np.float32, (count, width)
+        features_file(out_dir, split), "w+", np.float32, (count, width)
     )
-    labels = np.lib.format.open_memmap(out_dir / f"{split}_labels.npy", "w+", np.int64, (count,))
+    labels = np.lib.format.open_memmap(labels_file(out_dir, split), "w+", np.int64, (count,))
     progress = keras.utils.Progbar(count, unit_name="image")
     done = 0
     for images, one_hot in dataset:

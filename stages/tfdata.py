@@ -33,17 +33,19 @@ def make_dataset(
     shuffle_seed: int | None = None,
     augmentation: keras.Sequential | None = None,
     with_filenames: bool = False,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
 ) -> tf.data.Dataset:
     """Read -> shuffle (training only) -> parse/decode -> batch -> augment -> prefetch.
 
     Batches are (pixels, one-hot labels), plus the images' paths if `with_filenames`.
-    Without `shuffle_seed` the order is the same on every run.
+    Without `shuffle_seed` the order is the same on every run. The shuffle buffer holds
+    serialized records, `shuffle_buffer` of them.
     """
     # A fixed number of parallel reads, not AUTOTUNE (the core count): the interleaved order,
     # and so every unshuffled output, must be the same on every machine.
     dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=PARALLEL_READS)
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
 
     def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
         example = parse_example(serialized)

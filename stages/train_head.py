@@ -1,13 +1,14 @@
 """Stage `train_head`: train the classification head on the cached features only."""
 
 import logging
-from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from stages.atomic import atomic_output
 from stages.cli import run
+from stages.features import load_features
 from stages.model_files import save_model
 from stages.models import build_head, compile_model
 from stages.params import HeadParams, load_params
@@ -18,9 +19,25 @@ from stages.training import balanced_class_weights, open_live, training_callback
 log = logging.getLogger("train_head")
 
 
-def load_features(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (features, integer labels) of one split."""
-    return np.load(features_dir / f"{split}.npy"), np.load(features_dir / f"{split}_labels.npy")
+def feature_batches(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of (features, one-hot labels); with `shuffle_seed`, a new order every epoch.
+
+    The shuffle holds the whole split, so each epoch is a seeded permutation that depends only
+    on the seed and the count: make_dataset(..., shuffle_buffer=count) gives the same images
+    the same order, which lets the benchmark train the tutorials' way on identical batches.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (features, keras.utils.to_categorical(labels, n_classes))
+    )
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def train_head(
@@ -28,18 +45,20 @@ def train_head(
     val: tuple[np.ndarray, np.ndarray],
     n_classes: int,
     params: HeadParams,
+    seed: int,
     callbacks: list[keras.callbacks.Callback],
 ) -> keras.Model:
     """Fit a new head on feature vectors; the callbacks decide when to stop."""
+    keras.utils.set_random_seed(seed)
     head = build_head(train[0].shape[1], n_classes, params)
     compile_model(head, params.optimizer, params.learning_rate, params.label_smoothing)
     weights = balanced_class_weights(train[1], n_classes) if params.class_weights else None
-    validation = (val[0], keras.utils.to_categorical(val[1], n_classes)) if len(val[1]) else None
+    validation = None
+    if len(val[1]):
+        validation = feature_batches(*val, n_classes, params.batch_size)
     head.fit(
-        train[0],
-        keras.utils.to_categorical(train[1], n_classes),
+        feature_batches(*train, n_classes, params.batch_size, seed),
         validation_data=validation,
-        batch_size=params.batch_size,
         epochs=params.epochs,
         class_weight=weights,
         callbacks=callbacks,
@@ -50,14 +69,13 @@ def train_head(
 
 def main() -> None:
     params = load_params()
-    keras.utils.set_random_seed(params.seed)
     n_classes = len(read_meta(CACHE_DIR)["classes"])
     train = load_features(FEATURES_DIR, "train")
     val = load_features(FEATURES_DIR, "val")
     with atomic_output(HEAD_LIVE_DIR) as live_dir:
         live = open_live(live_dir)
         callbacks = training_callbacks(params.head.patience, live, len(val[1]) > 0)
-        head = train_head(train, val, n_classes, params.head, callbacks)
+        head = train_head(train, val, n_classes, params.head, params.seed, callbacks)
     save_model(head, HEAD_FILE)
 
 

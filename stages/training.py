@@ -26,15 +26,16 @@ def open_live(directory: Path) -> Live:
 
 
 def training_callbacks(
-    patience: int, live: Live, has_validation: bool
+    patience: int, live: Live | None, has_validation: bool
 ) -> list[keras.callbacks.Callback]:
-    """Early stopping that restores the best weights, learning-rate decay on plateau, DVCLive."""
+    """Early stopping that restores the best weights, learning-rate decay on plateau, and
+    DVCLive logging unless `live` is None."""
     monitor = "val_loss" if has_validation else "loss"
-    return [
+    callbacks = [
         keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=max(1, patience - 1)),
-        DVCLiveCallback(live=live),
     ]
+    return callbacks if live is None else [*callbacks, DVCLiveCallback(live=live)]
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:

@@ -26,7 +26,7 @@ from stages.models import (
 from stages.params import AugmentParams, FinetuneParams, HeadParams
 from stages.tfdata import make_dataset
 from stages.tfrecords import serialize_example, write_shards
-from stages.train_head import train_head
+from stages.train_head import feature_batches, train_head
 from stages.training import open_live, training_callbacks
 from tests.conftest import run_command
 
@@ -108,11 +108,10 @@ def test_a_file_that_is_not_a_model_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_head_learns_separable_features_and_logs_with_dvclive(tmp_path: Path) -> None:
-    keras.utils.set_random_seed(0)
     random = np.random.default_rng(0)
     centres = random.normal(0, 1, (N_CLASSES, 64))
     labels = random.integers(0, N_CLASSES, 300)
-    features = centres[labels] + random.normal(0, 0.3, (300, 64))
+    features = (centres[labels] + random.normal(0, 0.3, (300, 64))).astype(np.float32)
     params = HeadParams(hidden=(16,), epochs=20, learning_rate=0.01, class_weights=True)
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, True)
@@ -121,12 +120,36 @@ def test_head_learns_separable_features_and_logs_with_dvclive(tmp_path: Path) ->
         (features[200:], labels[200:]),
         N_CLASSES,
         params,
+        0,
         callbacks,
     )
     predicted = head.predict(features[200:], verbose=0).argmax(axis=1)
     assert np.mean(predicted == labels[200:]) > 0.95
     assert (tmp_path / "live" / "metrics.json").exists()
     assert (tmp_path / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").exists()
+
+
+def test_feature_batches_shuffle_like_the_records_they_came_from(shards: list[Path]) -> None:
+    """The benchmark's classic run relies on this: same seed and count, same order of images."""
+    names = [
+        name.decode()
+        for _, _, batch in make_dataset(shards, N_CLASSES, 8, with_filenames=True)
+        for name in batch.numpy()
+    ]
+    positions = np.arange(len(names), dtype=np.float32)[:, None]  # features in record order
+    keras.utils.set_random_seed(3)
+    features = feature_batches(positions, np.zeros(len(names), int), N_CLASSES, 5, 7)
+    by_features = [
+        [[names[int(p)] for p in batch.numpy()[:, 0]] for batch, _ in features] for _ in range(2)
+    ]
+    keras.utils.set_random_seed(3)
+    images = make_dataset(shards, N_CLASSES, 5, 7, with_filenames=True, shuffle_buffer=len(names))
+    by_images = [
+        [[name.decode() for name in batch.numpy()] for _, _, batch in images] for _ in range(2)
+    ]
+    assert by_features == by_images
+    first, second = ([name for batch in epoch for name in batch] for epoch in by_features)
+    assert sorted(first) == sorted(names) and first != names and second != first
 
 
 def tiny_classifier() -> tuple[keras.Model, keras.Model, keras.Model]:
