@@ -14,6 +14,25 @@ TFLITE_INT8 = "model_int8.tflite"
 LABELS = "labels.txt"
 
 
+def save_serving_model(model: keras.Model, directory: Path) -> None:
+    """A SavedModel whose `serve` (and `serving_default`) signature maps raw pixels to
+    probabilities: what `model.export` writes, without its walk over every object the model
+    tracks, which takes longer than the rest of the export (MobileNetV2: 10.9 s against 4.0 s).
+    """
+    serve = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")],
+        autograph=False,
+    )
+    signature = serve.get_concrete_function()
+    root = tf.Module()
+    root.serve = serve
+    root.model_variables = list(signature.variables)  # saved with the graph that reads them
+    tf.saved_model.save(
+        root, str(directory), signatures={"serve": signature, "serving_default": signature}
+    )
+
+
 def export_model(
     model: keras.Model,
     classes: list[str],
@@ -26,7 +45,7 @@ def export_model(
     int8 model's value ranges.
     """
     saved_model = out_dir / SAVED_MODEL
-    model.export(str(saved_model), format="tf_saved_model", verbose=False)
+    save_serving_model(model, saved_model)
     (out_dir / TFLITE_FLOAT).write_bytes(
         tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
     )

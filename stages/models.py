@@ -12,6 +12,8 @@ from stages.cli import PipelineError
 from stages.params import HeadParams
 
 BACKBONE_LAYER = "backbone"
+EXTRACTOR_LAYER = "feature_extractor"  # the classifier's two parts, by name
+HEAD_LAYER = "head"
 PREPROCESS_LAYER = "preprocess"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255.0
@@ -77,7 +79,7 @@ def build_feature_extractor(name: str, image_size: int, weights: str | None) -> 
     images = keras.Input((image_size, image_size, 3), name="image")
     pixels = Preprocess(spec.preprocessing, name=PREPROCESS_LAYER)(images)
     features = backbone(pixels, training=False)  # BatchNormalization stays in inference mode
-    return keras.Model(images, features, name="feature_extractor")
+    return keras.Model(images, features, name=EXTRACTOR_LAYER)
 
 
 def build_head(n_features: int, n_classes: int, params: HeadParams) -> keras.Model:
@@ -94,7 +96,7 @@ def build_head(n_features: int, n_classes: int, params: HeadParams) -> keras.Mod
     probabilities = layers.Dense(
         n_classes, "softmax", kernel_regularizer=regularizer, name="probabilities"
     )(x)
-    return keras.Model(features, probabilities, name="head")
+    return keras.Model(features, probabilities, name=HEAD_LAYER)
 
 
 def build_classifier(extractor: keras.Model, head: keras.Model) -> keras.Model:

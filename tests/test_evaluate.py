@@ -1,0 +1,74 @@
+"""Evaluation's shortcut for head-only models, and the serving export, on a tiny random model."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stages.evaluate import classify_split
+from stages.export import save_serving_model
+from stages.features import features_file, labels_file
+from stages.model_files import save_model
+from stages.models import BACKBONE_LAYER, build_classifier, build_feature_extractor, build_head
+from stages.params import HeadParams
+
+pytestmark = pytest.mark.model
+SIZE = 32
+
+
+@pytest.fixture
+def classifier() -> keras.Model:
+    """VGG16: with random weights, its features still tell images apart (MobileNetV2's vanish)."""
+    keras.utils.set_random_seed(0)
+    extractor = build_feature_extractor("VGG16", SIZE, None)
+    return build_classifier(extractor, build_head(extractor.output_shape[-1], 3, HeadParams()))
+
+
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (10, SIZE, SIZE, 3)).astype(np.uint8)
+
+
+def test_a_head_only_model_is_classified_from_the_cached_features(
+    classifier: keras.Model, tmp_path: Path
+) -> None:
+    extractor, head = classifier.layers[1], classifier.layers[2]
+    save_model(extractor, tmp_path / "extractor.keras")
+    pixels, labels = images(), np.arange(10) % 3
+    features = extractor.predict(pixels.astype(np.float32), verbose=0)
+    np.save(labels_file(tmp_path, "test"), labels)
+
+    def classify() -> np.ndarray:
+        return classify_split(
+            classifier, tmp_path / "extractor.keras", tmp_path, "test", pixels, labels, 4
+        )
+
+    full_forward = classifier.predict(pixels.astype(np.float32), verbose=0)
+    assert not np.allclose(full_forward, full_forward[0])  # the images get different answers
+    np.save(features_file(tmp_path, "test"), features)
+    np.testing.assert_allclose(classify(), full_forward, rtol=1e-5, atol=1e-7)
+    # What it classified were the cached features: swapped for zeros, the head sees zeros.
+    zeros = np.zeros_like(features)
+    np.save(features_file(tmp_path, "test"), zeros)
+    np.testing.assert_allclose(classify(), head.predict(zeros, verbose=0), rtol=1e-6)
+
+    # Fine-tuned (a backbone weight changed): the images go through the whole model.
+    backbone = extractor.get_layer(BACKBONE_LAYER)
+    top = next(layer for layer in reversed(backbone.layers) if layer.get_weights())
+    top.set_weights([weight + 0.5 for weight in top.get_weights()])
+    tuned = classifier.predict(pixels.astype(np.float32), verbose=0)
+    assert not np.allclose(tuned, full_forward)
+    np.testing.assert_allclose(classify(), tuned, rtol=1e-5, atol=1e-7)
+
+
+def test_the_saved_model_serves_the_classifiers_probabilities(
+    classifier: keras.Model, tmp_path: Path
+) -> None:
+    save_serving_model(classifier, tmp_path / "saved_model")
+    served = tf.saved_model.load(str(tmp_path / "saved_model"))
+    pixels = images().astype(np.float32)
+    expected = classifier.predict(pixels, verbose=0)
+    np.testing.assert_allclose(served.serve(pixels).numpy(), expected, rtol=1e-5, atol=1e-7)
+    outputs = served.signatures["serving_default"](image=tf.constant(pixels))
+    np.testing.assert_allclose(outputs["output_0"].numpy(), expected, rtol=1e-5, atol=1e-7)
