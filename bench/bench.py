@@ -23,7 +23,7 @@ import tensorflow as tf
 import yaml
 
 from stages.extract import extract_features
-from stages.features import features_file
+from stages.features import features_file, labels_file
 from stages.finetune import fit_on_activations, fit_on_images
 from stages.metrics import classification_metrics
 from stages.model_files import load_model
@@ -38,7 +38,7 @@ from stages.models import (
 from stages.params import load_params
 from stages.tfdata import make_dataset
 from stages.tfrecords import read_meta, split_files
-from stages.training import training_callbacks
+from stages.training import balanced_class_weights, training_callbacks
 from tests.conftest import ROOT, make_pipeline_repo, run_command
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiment changes
@@ -98,8 +98,9 @@ def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
 def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
     """The tutorials' way: frozen backbone + head trained on images, every image every epoch.
 
-    All else is as in train_head: the seed, the initial weights, the callbacks and the same
-    batches in the same order (see feature_batches), so that only the speed differs.
+    All else is as in train_head: the seed, the initial weights, class weights, callbacks and
+    the same batches in the same order (see feature_batches). The backbone's outputs can differ
+    from the cached features by float rounding, so the accuracies may differ slightly.
     """
     n_classes = len(meta["classes"])
     width = np.load(features_file(repo / "data/features", "train"), mmap_mode="r").shape[1]
@@ -118,12 +119,18 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
     # A known length, like the features' dataset: Keras then draws each epoch's shuffle the
     # same way for both (with an unknown one, the second epoch's order differs).
     train = train.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+    has_val = meta["counts"]["val"] > 0
+    weights = None
+    if params.head.class_weights:
+        labels = np.load(labels_file(repo / "data/features", "train"))
+        weights = balanced_class_weights(labels, n_classes)
     start = time.perf_counter()
     classifier.fit(
         train,
-        validation_data=make_dataset(files["val"], n_classes, batch_size),
+        validation_data=make_dataset(files["val"], n_classes, batch_size) if has_val else None,
         epochs=params.head.epochs,
-        callbacks=training_callbacks(params.head.patience, None, True),
+        class_weight=weights,
+        callbacks=training_callbacks(params.head.patience, None, has_val),
         verbose=2,
     )
     seconds = time.perf_counter() - start

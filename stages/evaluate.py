@@ -47,6 +47,7 @@ def read_split(
 
 
 def predict_in_batches(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for `inputs`, a batch at a time."""
     forward = compiled_forward(model)
     return np.concatenate(
         [
@@ -77,7 +78,8 @@ def classify_split(
     After head-only training (unfreeze=0) the backbone is the frozen extractor, whose outputs
     for these images are the cached features: only the head needs to run, which gives the
     same values (to float rounding) in a fraction of a second instead of a forward pass of
-    every image through the backbone.
+    every image through the backbone. The features must come from the same records in the
+    same order, which DVC ensures: `extract` reruns whenever `data/cache` changes.
     """
     features, feature_labels = load_features(features_dir, split)
     if np.array_equal(feature_labels, labels) and backbone_unchanged(
@@ -85,6 +87,7 @@ def classify_split(
     ):
         log.info("backbone unchanged since extract: classifying the cached %s features", split)
         return predict_in_batches(model.get_layer(HEAD_LAYER), features, batch_size)
+    log.info("backbone fine-tuned: classifying the %d %s images", len(images), split)
     return predict_in_batches(model, images, batch_size)
 
 

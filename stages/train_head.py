@@ -28,12 +28,13 @@ def feature_batches(
 ) -> tf.data.Dataset:
     """Batches of (features, one-hot labels); with `shuffle_seed`, a new order every epoch.
 
-    The shuffle holds the whole split, so each epoch is a seeded permutation that depends only
-    on the seed and the count: make_dataset(..., shuffle_buffer=count) gives the same images
-    the same order, which lets the benchmark train the tutorials' way on identical batches.
+    The arrays are in memory already, so this is not make_dataset's pipeline. The shuffle
+    holds the whole split, so each epoch is a seeded permutation that depends only on the seed
+    and the count: make_dataset(..., shuffle_buffer=count) gives the same images the same
+    order, which lets the benchmark train the tutorials' way on identical batches.
     """
     dataset = tf.data.Dataset.from_tensor_slices(
-        (features, keras.utils.to_categorical(labels, n_classes))
+        (features, keras.utils.to_categorical(labels, n_classes).astype(np.float32))
     )
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -48,7 +49,11 @@ def train_head(
     seed: int,
     callbacks: list[keras.callbacks.Callback],
 ) -> keras.Model:
-    """Fit a new head on feature vectors; the callbacks decide when to stop."""
+    """Fit a new head on feature vectors; the callbacks decide when to stop.
+
+    Seeds Python, NumPy, TensorFlow and Keras with `seed` first, so that the head's initial
+    weights and dropout follow from the seed alone (the benchmark replays them).
+    """
     keras.utils.set_random_seed(seed)
     head = build_head(train[0].shape[1], n_classes, params)
     compile_model(head, params.optimizer, params.learning_rate, params.label_smoothing)

@@ -11,7 +11,14 @@ from stages.evaluate import classify_split
 from stages.export import save_serving_model
 from stages.features import features_file, labels_file
 from stages.model_files import save_model
-from stages.models import BACKBONE_LAYER, build_classifier, build_feature_extractor, build_head
+from stages.models import (
+    BACKBONE_LAYER,
+    EXTRACTOR_LAYER,
+    HEAD_LAYER,
+    build_classifier,
+    build_feature_extractor,
+    build_head,
+)
 from stages.params import HeadParams
 
 pytestmark = pytest.mark.model
@@ -33,7 +40,7 @@ def images() -> np.ndarray:
 def test_a_head_only_model_is_classified_from_the_cached_features(
     classifier: keras.Model, tmp_path: Path
 ) -> None:
-    extractor, head = classifier.layers[1], classifier.layers[2]
+    extractor, head = classifier.get_layer(EXTRACTOR_LAYER), classifier.get_layer(HEAD_LAYER)
     save_model(extractor, tmp_path / "extractor.keras")
     pixels, labels = images(), np.arange(10) % 3
     features = extractor.predict(pixels.astype(np.float32), verbose=0)
