@@ -22,9 +22,11 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from stages.evaluate import predict_in_batches, read_images
 from stages.extract import extract_features
 from stages.features import features_file, labels_file
-from stages.finetune import fit_on_activations, fit_on_images
+from stages.finetune import fit_on_activations, fit_on_images, training_splits
+from stages.meta import read_meta, split_files
 from stages.metrics import classification_metrics
 from stages.model_files import load_model
 from stages.models import (
@@ -36,10 +38,10 @@ from stages.models import (
     unfreeze_top,
 )
 from stages.params import load_params
+from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
 from stages.tfdata import make_dataset
-from stages.tfrecords import read_meta, split_files
 from stages.training import balanced_class_weights, training_callbacks
-from tests.conftest import ROOT, make_pipeline_repo, run_command
+from tests.conftest import ROOT, commit, make_pipeline_repo, run_command
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiment changes
 
@@ -72,7 +74,7 @@ def dvc(repo: Path, *args: str) -> float:
 
 def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
     """Images/s of the bare backbone on random tensors, and of the extract stage's loop."""
-    extractor = load_model(repo / "models/feature_extractor.keras")
+    extractor = load_model(repo / EXTRACTOR_FILE)
     size = meta["image_size"]
     forward = compiled_forward(extractor)
     batch = np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
@@ -83,7 +85,7 @@ def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
         forward(batch).numpy()
     raw = batches * batch_size / (time.perf_counter() - start)
     dataset = make_dataset(
-        split_files(repo / "data/cache", meta, "train"), len(meta["classes"]), batch_size
+        split_files(repo / CACHE_DIR, meta, "train"), len(meta["classes"]), batch_size
     )
     count = meta["counts"]["train"]
     with tempfile.TemporaryDirectory() as directory:
@@ -103,15 +105,15 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
     from the cached features by float rounding, so the accuracies may differ slightly.
     """
     n_classes = len(meta["classes"])
-    width = np.load(features_file(repo / "data/features", "train"), mmap_mode="r").shape[1]
+    width = np.load(features_file(repo / FEATURES_DIR, "train"), mmap_mode="r").shape[1]
     keras.utils.set_random_seed(params.seed)
     head = build_head(width, n_classes, params.head)  # first, as in train_head
-    classifier = build_classifier(load_model(repo / "models/feature_extractor.keras"), head)
+    classifier = build_classifier(load_model(repo / EXTRACTOR_FILE), head)
     compile_model(
         classifier, params.head.optimizer, params.head.learning_rate, params.head.label_smoothing
     )
     files = {
-        split: split_files(repo / "data/cache", meta, split) for split in ("train", "val", "test")
+        split: split_files(repo / CACHE_DIR, meta, split) for split in ("train", "val", "test")
     }
     batch_size = params.head.batch_size
     count = meta["counts"]["train"]
@@ -122,7 +124,7 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
     has_val = meta["counts"]["val"] > 0
     weights = None
     if params.head.class_weights:
-        labels = np.load(labels_file(repo / "data/features", "train"))
+        labels = np.load(labels_file(repo / FEATURES_DIR, "train"))
         weights = balanced_class_weights(labels, n_classes)
     start = time.perf_counter()
     classifier.fit(
@@ -134,44 +136,30 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
         verbose=2,
     )
     seconds = time.perf_counter() - start
-    probabilities, labels = [], []
-    for images, one_hot in make_dataset(files["test"], n_classes, 32):
-        probabilities.append(classifier(images, training=False).numpy())
-        labels.append(one_hot.numpy().argmax(axis=1))
-    metrics = classification_metrics(
-        np.concatenate(probabilities), np.concatenate(labels), meta["classes"], 1
-    )
+    images, labels, _ = read_images(files["test"], n_classes, batch_size)
+    probabilities = predict_in_batches(classifier, images, batch_size)
+    metrics = classification_metrics(probabilities, labels, meta["classes"], 1)
     return seconds, metrics["accuracy"]
 
 
 def finetune_epochs(repo: Path, meta: dict, params, unfreeze: int, cached: bool) -> EpochTimer:
     keras.utils.set_random_seed(params.seed)
-    extractor = load_model(repo / "models/feature_extractor.keras")
-    head = load_model(repo / "models/head.keras")
-    classifier = build_classifier(extractor, head)
+    extractor = load_model(repo / EXTRACTOR_FILE)
+    head = load_model(repo / HEAD_FILE)
     unfreeze_top(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     timer = EpochTimer()
     n_classes = len(meta["classes"])
-    files = {split: split_files(repo / "data/cache", meta, split) for split in ("train", "val")}
+    splits = training_splits(repo / CACHE_DIR, meta)
+    start = time.perf_counter()
     if cached:
-        splits = {split: (files[split], meta["counts"][split]) for split in files}
-        start = time.perf_counter()
         fit_on_activations(
             extractor, head, splits, n_classes, unfreeze, params.finetune, params.seed, [timer]
         )
-        timer.total = time.perf_counter() - start
     else:
-        start = time.perf_counter()
-        fit_on_images(
-            classifier,
-            files["train"],
-            files["val"],
-            n_classes,
-            params.finetune,
-            params.seed,
-            [timer],
-        )
-        timer.total = time.perf_counter() - start
+        classifier = build_classifier(extractor, head)
+        train, val = splits["train"][0], splits["val"][0]
+        fit_on_images(classifier, train, val, n_classes, params.finetune, params.seed, [timer])
+    timer.total = time.perf_counter() - start
     return timer
 
 
@@ -189,11 +177,10 @@ def main() -> None:
     params["finetune"]["patience"] = args.finetune_epochs  # time every epoch
     repo = make_pipeline_repo(work / "repo", params)
     rows = [("first dvc repro (all stages)", f"{dvc(repo, 'repro'):.1f} s")]
-    run_command(["git", "add", "-A"], repo)
-    run_command(["git", "commit", "-qm", "baseline"], repo)
+    commit(repo, "baseline")
     rows.append(("dvc repro with nothing to do", f"{dvc(repo, 'repro'):.2f} s"))
     loaded = load_params(repo / "params.yaml")
-    meta = read_meta(repo / "data/cache")
+    meta = read_meta(repo / CACHE_DIR)
 
     raw, extract = throughput(repo, meta, loaded.backbone.batch_size)
     rows += [
@@ -201,7 +188,7 @@ def main() -> None:
         ("extract stage loop (TFRecords)", f"{extract:.1f} images/s ({extract / raw:.0%} of raw)"),
     ]
     experiment = dvc(repo, "exp", "run", "-S", f"head.dropout={EXPERIMENT_DROPOUT}")
-    exp_accuracy = json.loads((repo / "reports/metrics.json").read_text())["accuracy"]
+    exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     experiment_params = load_params(repo / "params.yaml")  # as the experiment left them
     if experiment_params.head.dropout != EXPERIMENT_DROPOUT:
         sys.exit("dvc exp run did not leave the experiment's params in the workspace")

@@ -1,9 +1,10 @@
 """Write outputs so that an interrupted stage leaves nothing that looks complete."""
 
+import csv
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,11 @@ def write_json(path: Path, value: Any) -> None:
     """Write `value` as indented, key-sorted JSON, atomically."""
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
+    """Write a header row and `rows` as CSV, atomically."""
+    with atomic_output(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)

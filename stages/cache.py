@@ -7,12 +7,11 @@ from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from stages.atomic import atomic_output, write_json
 from stages.cli import PipelineError, run
-from stages.images import ImageRejected, decode_rgb
+from stages.images import ImageRejected, resize_rgb
 from stages.params import load_params
 from stages.paths import CACHE_DIR, META_FILE, RAW_DIR, SPLIT_DIR, SPLITS
 from stages.split import hash_position, read_split
@@ -20,16 +19,12 @@ from stages.tfrecords import serialize_example, write_shards
 
 log = logging.getLogger("cache")
 ENCODE_CHUNK = 64  # images resized in parallel at a time; bounds memory
-
-
-def resize_rgb(data: bytes, size: int, max_pixels: int = 2**62) -> Image.Image:
-    """Decode to RGB and resize to size x size, as every image the model sees is."""
-    return decode_rgb(data, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
+UNLIMITED_PIXELS = 2**62  # `download` already skipped the images over data.max_pixels
 
 
 def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
     """Decode, resize to size x size and re-encode as JPEG (deterministic for the same input)."""
-    image = resize_rgb(data, size)
+    image = resize_rgb(data, size, UNLIMITED_PIXELS)
     buffer = BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -1,6 +1,5 @@
 """Stage `download`: copy the usable images of the source into data/raw/<class>/<image>."""
 
-import csv
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.atomic import atomic_output
+from stages.atomic import atomic_output, write_csv
 from stages.cli import PipelineError, run
 from stages.fetch import check_sha256, download, is_url
 from stages.images import ImageRejected, decode_rgb, has_image_extension, is_hidden
@@ -114,10 +113,7 @@ def import_images(listing: Listing, out_dir: Path, max_pixels: int) -> ImportRep
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["file", "reason"])
-        writer.writerows(sorted(skipped))
+    write_csv(path, ["file", "reason"], sorted(skipped))
 
 
 def resolve_source(source: str, sha256: str | None, downloads_dir: Path) -> Path:

@@ -1,6 +1,5 @@
 """Stage `evaluate`: test-set metrics, confusion matrix, predictions, picture and export."""
 
-import csv
 import logging
 from itertools import islice
 from pathlib import Path
@@ -8,11 +7,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages.atomic import atomic_output, write_json
+from stages.atomic import atomic_output, write_csv, write_json
 from stages.cli import run
 from stages.export import TFLITE_FLOAT, TFLITE_INT8, export_model, tflite_predict
 from stages.features import load_features
 from stages.grid import draw_grid
+from stages.meta import read_meta, split_files
 from stages.metrics import classification_metrics
 from stages.model_files import load_model
 from stages.models import EXTRACTOR_LAYER, HEAD_LAYER, compiled_forward
@@ -29,12 +29,11 @@ from stages.paths import (
     PREDICTIONS_FILE,
 )
 from stages.tfdata import make_dataset
-from stages.tfrecords import read_meta, split_files
 
 log = logging.getLogger("evaluate")
 
 
-def read_split(
+def read_images(
     files: list[Path], n_classes: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 images, integer labels, paths) of a split, in the cached (unshuffled) order."""
@@ -91,13 +90,6 @@ def classify_split(
     return predict_in_batches(model, images, batch_size)
 
 
-def write_rows(path: Path, header: list[str], rows: list[list]) -> None:
-    with atomic_output(path) as temporary, temporary.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def tflite_metrics(model_file: Path, images: np.ndarray, labels: np.ndarray, reference) -> dict:
     """Accuracy of a TFLite model and how often it agrees with the Keras model's prediction."""
     predicted = tflite_predict(model_file, images).argmax(axis=1)
@@ -113,7 +105,7 @@ def main() -> None:
     classes = meta["classes"]
     model = load_model(MODEL_FILE)
     batch_size = params.evaluate.batch_size
-    images, labels, paths = read_split(
+    images, labels, paths = read_images(
         split_files(CACHE_DIR, meta, "test"), len(classes), batch_size
     )
     probabilities = classify_split(
@@ -134,12 +126,12 @@ def main() -> None:
         for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8)):
             metrics[name] = tflite_metrics(export_dir / file, images, labels, predicted)
     write_json(METRICS_FILE, metrics)
-    write_rows(
+    write_csv(
         CONFUSION_FILE,
         ["actual", "predicted"],
         [[classes[a], classes[p]] for a, p in zip(labels, predicted, strict=True)],
     )
-    write_rows(
+    write_csv(
         PREDICTIONS_FILE,
         ["path", "true", "predicted", "confidence"],
         [

@@ -11,12 +11,12 @@ import tensorflow as tf
 from stages.atomic import atomic_output
 from stages.cli import run
 from stages.features import features_file, labels_file
+from stages.meta import read_meta, split_files
 from stages.model_files import save_model
 from stages.models import build_feature_extractor, compiled_forward
 from stages.params import load_params
 from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, SPLITS
 from stages.tfdata import make_dataset
-from stages.tfrecords import read_meta, split_files
 
 log = logging.getLogger("extract")
 
@@ -66,10 +66,10 @@ def main() -> None:
     with atomic_output(FEATURES_DIR) as features_dir:
         features_dir.mkdir()
         for split in SPLITS:
-            log.info("extracting %s features of %d images", split, meta["counts"][split])
+            count = meta["counts"][split]
+            log.info("extracting %s features of %d images", split, count)
             files = split_files(CACHE_DIR, meta, split)
             dataset = make_dataset(files, n_classes, params.backbone.batch_size)
-            count = meta["counts"][split]
             extract_features(forward, width, dataset, count, features_dir, split)
     save_model(extractor, EXTRACTOR_FILE)
 

@@ -3,7 +3,6 @@
 import hashlib
 import http.client
 import logging
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,6 +10,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from stages.atomic import atomic_output
 from stages.cli import PipelineError
 
 log = logging.getLogger(__name__)
@@ -53,40 +53,33 @@ def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path
         check_sha256(target, expected_sha256, str(target))
         log.info("using %s downloaded earlier (delete it to download again)", target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.partial")
     offline_hint = (
         "set data.source in params.yaml to a local folder of class subfolders "
         "or a local .tgz/.zip archive"
     )
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as file:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
-                while chunk := response.read(CHUNK_BYTES):
-                    file.write(chunk)
-                    bar.update(len(chunk))
-            if total is not None and bar.n != total:
-                raise http.client.IncompleteRead(b"", total - bar.n)
-    except urllib.error.HTTPError as error:
-        partial.unlink(missing_ok=True)
-        raise PipelineError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-    except http.client.IncompleteRead as error:
-        partial.unlink(missing_ok=True)
-        raise PipelineError(
-            f"download of {url} was cut short ({error.expected} bytes missing); run it again"
-        ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    try:
+    # atomic_output deletes the partial file on any error, so a failed download leaves nothing.
+    with atomic_output(target) as partial:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as file:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, desc=f"downloading {name}"
+                ) as bar:
+                    while chunk := response.read(CHUNK_BYTES):
+                        file.write(chunk)
+                        bar.update(len(chunk))
+                if total is not None and bar.n != total:
+                    raise http.client.IncompleteRead(b"", total - bar.n)
+        except urllib.error.HTTPError as error:
+            raise PipelineError(
+                f"cannot download {url}: HTTP {error.code} {error.reason}"
+            ) from None
+        except http.client.IncompleteRead as error:
+            raise PipelineError(
+                f"download of {url} was cut short ({error.expected} bytes missing); run it again"
+            ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
         check_sha256(partial, expected_sha256, url)
-    except PipelineError:
-        partial.unlink()
-        raise
-    os.replace(partial, target)
     return target

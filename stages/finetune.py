@@ -17,15 +17,24 @@ from stages.activations import (
 )
 from stages.atomic import atomic_output
 from stages.cli import run
+from stages.meta import read_meta, split_files
 from stages.model_files import load_model, save_model
 from stages.models import BACKBONE_LAYER, build_classifier, compile_model, unfreeze_top
 from stages.params import FinetuneParams, load_params
 from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FINETUNE_LIVE_DIR, HEAD_FILE, MODEL_FILE
 from stages.tfdata import build_augmentation, make_dataset
-from stages.tfrecords import read_meta, split_files
 from stages.training import open_live, training_callbacks
 
 log = logging.getLogger("finetune")
+
+
+def training_splits(cache_dir: Path, meta: dict) -> dict[str, tuple[list[Path], int]]:
+    """Train, and val unless it is empty: (TFRecord files, image count) of each."""
+    return {
+        split: (split_files(cache_dir, meta, split), meta["counts"][split])
+        for split in ("train", "val")
+        if meta["counts"][split]
+    }
 
 
 def fit_on_images(
@@ -99,24 +108,19 @@ def main() -> None:
             live.end()
         else:
             unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
-            callbacks = training_callbacks(finetune.patience, live, meta["counts"]["val"] > 0)
-            files = {
-                split: split_files(CACHE_DIR, meta, split)
-                for split in ("train", "val")
-                if meta["counts"][split]
-            }
+            splits = training_splits(CACHE_DIR, meta)
+            callbacks = training_callbacks(finetune.patience, live, "val" in splits)
             if finetune.augment.enabled or not finetune.cache_activations:
                 fit_on_images(
                     classifier,
-                    files["train"],
-                    files.get("val", []),
+                    splits["train"][0],
+                    splits["val"][0] if "val" in splits else [],
                     n_classes,
                     finetune,
                     params.seed,
                     callbacks,
                 )
             else:
-                splits = {split: (files[split], meta["counts"][split]) for split in files}
                 fit_on_activations(
                     extractor,
                     head,

@@ -41,6 +41,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def resize_rgb(data: bytes, size: int, max_pixels: int) -> Image.Image:
+    """Decode to RGB and resize to size x size, as every image the model sees is."""
+    return decode_rgb(data, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
+
+
 def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
     """Fully decode an image to RGB with its EXIF orientation applied.
 

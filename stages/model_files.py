@@ -41,18 +41,19 @@ def save_model(model: keras.Model, path: Path) -> None:
                     target.writestr(stable, json.dumps(metadata))
                     continue
                 if entry.filename == "config.json":
-                    config = renumber_shared_objects(json.loads(source.read(entry)), {})
+                    config = renumber_shared_objects(json.loads(source.read(entry)))
                     target.writestr(stable, json.dumps(config))
                     continue
                 with source.open(entry) as reader, target.open(stable, "w") as writer:
                     shutil.copyfileobj(reader, writer, 1 << 20)
 
 
-def renumber_shared_objects(config: Any, numbers: dict[int, int]) -> Any:
+def renumber_shared_objects(config: Any, numbers: dict[int, int] | None = None) -> Any:
     """The config with each `shared_object_id` (an id() in memory) replaced by 0, 1, 2...
 
     Numbers follow the order of first appearance, so sharing is kept and the text is stable.
     """
+    numbers = {} if numbers is None else numbers
     if isinstance(config, list):
         return [renumber_shared_objects(item, numbers) for item in config]
     if not isinstance(config, dict):

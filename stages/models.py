@@ -61,10 +61,10 @@ def build_feature_extractor(name: str, image_size: int, weights: str | None) -> 
         raise PipelineError(
             f"image.size={image_size} is below {name}'s minimum of {spec.min_size}"
         )
-    constructor = getattr(keras.applications, spec.constructor)
+    constructor = getattr(keras.applications, name)
     kwargs = {"include_top": False, "input_shape": (image_size, image_size, 3), "pooling": "avg"}
     try:
-        backbone = constructor(weights=None if weights != "imagenet" else weights, **kwargs)
+        backbone = constructor(weights="imagenet" if weights == "imagenet" else None, **kwargs)
     except Exception as error:  # Keras raises a bare Exception when a download fails
         if weights == "imagenet":
             raise _weights_error(name, error) from None

@@ -115,8 +115,7 @@ class HeadParams:
             "in [0, 1)",
             self.label_smoothing,
         )
-        _check_training("head", self.optimizer, self.learning_rate, self.batch_size, self.epochs)
-        _require(self.patience >= 1, "head.patience", "at least 1", self.patience)
+        _check_training("head", self)
 
 
 @dataclass(frozen=True)
@@ -150,10 +149,7 @@ class FinetuneParams:
     augment: AugmentParams = field(default_factory=AugmentParams)
 
     def __post_init__(self) -> None:
-        _check_training(
-            "finetune", self.optimizer, self.learning_rate, self.batch_size, self.epochs
-        )
-        _require(self.patience >= 1, "finetune.patience", "at least 1", self.patience)
+        _check_training("finetune", self)
         memory = self.activation_memory_mb
         _require(memory >= 0, "finetune.activation_memory_mb", "non-negative", memory)
 
@@ -173,11 +169,16 @@ class EvaluateParams:
         _require(count >= 1, "evaluate.representative_images", "at least 1", count)
 
 
-def _check_training(section: str, optimizer: str, rate: float, batch: int, epochs: int) -> None:
+def _check_training(section: str, params: HeadParams | FinetuneParams) -> None:
+    """The settings both training sections share."""
+    optimizer = params.optimizer
     _require(optimizer in OPTIMIZERS, f"{section}.optimizer", f"one of {OPTIMIZERS}", optimizer)
-    _require(rate > 0, f"{section}.learning_rate", "positive", rate)
-    _require(batch > 0, f"{section}.batch_size", "positive", batch)
-    _require(epochs >= 1, f"{section}.epochs", "at least 1", epochs)
+    _require(
+        params.learning_rate > 0, f"{section}.learning_rate", "positive", params.learning_rate
+    )
+    _require(params.batch_size > 0, f"{section}.batch_size", "positive", params.batch_size)
+    _require(params.epochs >= 1, f"{section}.epochs", "at least 1", params.epochs)
+    _require(params.patience >= 1, f"{section}.patience", "at least 1", params.patience)
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,9 @@ def _convert(value: Any, kind: Any, name: str) -> Any:
         return tuple(_convert(item, options[0], name) for item in value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is int and isinstance(value, bool):
-        _require(False, name, "an integer", value)
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-    _require(isinstance(value, kind), name, expected[kind], value)
+    is_bool_for_int = kind is int and isinstance(value, bool)  # bool is a subclass of int
+    _require(isinstance(value, kind) and not is_bool_for_int, name, expected[kind], value)
     return value
 
 

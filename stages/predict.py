@@ -11,10 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages.cache import resize_rgb
 from stages.cli import PipelineError, run
 from stages.export import LABELS
-from stages.images import ImageRejected, has_image_extension, is_hidden
+from stages.images import ImageRejected, has_image_extension, is_hidden, resize_rgb
 from stages.model_files import load_model
 from stages.params import DataParams
 from stages.paths import EXPORT_DIR, MODEL_FILE

@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from stages.atomic import atomic_output
+from stages.atomic import atomic_output, write_csv
 from stages.cli import PipelineError, run
 from stages.images import has_image_extension
 from stages.params import load_params
@@ -61,10 +61,7 @@ def split_images(paths: list[str], seed: int, val: float, test: float) -> dict[s
 
 def write_split(path: Path, images: list[str]) -> None:
     """A human-readable CSV: one image per row with its class."""
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["path", "label"])
-        writer.writerows((image, image.split("/")[0]) for image in images)
+    write_csv(path, ["path", "label"], ((image, image.split("/")[0]) for image in images))
 
 
 def read_split(split_dir: Path, name: str) -> list[tuple[str, str]]:

@@ -1,13 +1,10 @@
 """The one TFRecord schema of the cache: writer, parser and shard names."""
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
 
 import tensorflow as tf
-
-from stages.paths import META_FILE
 
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
@@ -51,13 +48,3 @@ def write_shards(
             for _ in range(min(shard_size, count - index * shard_size)):
                 writer.write(next(iterator))
     return names
-
-
-def read_meta(cache_dir: Path) -> dict:
-    """Class names, image size, per-split counts and shard names written by `cache`."""
-    return json.loads((cache_dir / META_FILE).read_text())
-
-
-def split_files(cache_dir: Path, meta: dict, split: str) -> list[Path]:
-    """The shard files of one split."""
-    return [cache_dir / name for name in meta["shards"][split]]

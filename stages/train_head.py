@@ -9,11 +9,11 @@ import tensorflow as tf
 from stages.atomic import atomic_output
 from stages.cli import run
 from stages.features import load_features
+from stages.meta import read_meta
 from stages.model_files import save_model
 from stages.models import build_head, compile_model
 from stages.params import HeadParams, load_params
 from stages.paths import CACHE_DIR, FEATURES_DIR, HEAD_FILE, HEAD_LIVE_DIR
-from stages.tfrecords import read_meta
 from stages.training import balanced_class_weights, open_live, training_callbacks
 
 log = logging.getLogger("train_head")

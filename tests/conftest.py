@@ -49,9 +49,9 @@ def tiny_params(source: Path) -> dict:
     return params
 
 
-def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run a command with the test's Python first on PATH (the stages call `python`)."""
-    env = {
+def command_env() -> dict[str, str]:
+    """The environment with the test's Python first on PATH (the stages call `python`)."""
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "GIT_AUTHOR_NAME": "test",
@@ -60,7 +60,13 @@ def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         "GIT_COMMITTER_EMAIL": "test@example.com",
         "DVC_NO_ANALYTICS": "1",
     }
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command in `cwd` with command_env()."""
+    return subprocess.run(
+        args, cwd=cwd, env=command_env(), capture_output=True, text=True, check=False
+    )
 
 
 def make_pipeline_repo(directory: Path, params: dict) -> Path:

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages.models import BACKBONE_LAYER
+from stages.models import BACKBONE_LAYER, EXTRACTOR_LAYER
 from tests.conftest import (
+    command_env,
     commit,
     dvc,
     make_image_folder,
@@ -79,8 +80,8 @@ def test_exp_run_unfreeze_trains_exactly_the_top_layers(repo: Path, tmp_path: Pa
     shutil.copy(repo / "models/model.keras", head_only)
     result = dvc(repo, "exp", "run", "-S", f"unfreeze={UNFREEZE}")
     assert stages_run(result.stdout) == {"finetune", "evaluate"}
-    before = keras.models.load_model(head_only).get_layer("feature_extractor")
-    after = keras.models.load_model(repo / "models/model.keras").get_layer("feature_extractor")
+    before = keras.models.load_model(head_only).get_layer(EXTRACTOR_LAYER)
+    after = keras.models.load_model(repo / "models/model.keras").get_layer(EXTRACTOR_LAYER)
     layers_before = before.get_layer(BACKBONE_LAYER).layers
     layers_after = after.get_layer(BACKBONE_LAYER).layers
     cut = len(layers_before) - UNFREEZE
@@ -105,10 +106,7 @@ def test_killed_stage_recovers_cleanly(repo: Path) -> None:
     process = subprocess.Popen(
         command,
         cwd=repo,
-        env={
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
+        env=command_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
