@@ -23,7 +23,10 @@ def serialize_example(encoded: bytes, label: int, filename: str) -> bytes:
         LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         FILENAME: tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # Protobuf writes map entries in an order that can change from process to process;
+    # deterministic=True sorts them, so the same image gives the same bytes in every run.
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -12,6 +12,7 @@ from stages import cache, download, split
 from stages.cli import PipelineError
 from stages.paths import CACHE_DIR, SPLIT_DIR
 from stages.split import assign_split, list_images, split_images
+from stages.tfrecords import ENCODED, FILENAME, LABEL, serialize_example
 from tests.conftest import ROOT, make_image_folder, tiny_params, write_image
 
 
@@ -74,6 +75,19 @@ def test_cache_twice_gives_identical_bytes_in_bounded_shards(project: Path) -> N
     assert len(train) == -(-count // 5) and train[0].endswith(f"-of-{len(train):05d}.tfrecord")
     sizes = [sum(1 for _ in tf.data.TFRecordDataset(str(CACHE_DIR / n))) for n in train]
     assert max(sizes) <= 5 and sum(sizes) == count
+
+
+def test_a_record_has_the_same_bytes_in_every_process() -> None:
+    """Protobuf may write a map's entries in another order in another process; sorted, not."""
+    record = serialize_example(b"jpeg", 1, "cat/1.jpg")
+    offsets = [record.index(key.encode()) for key in sorted((ENCODED, FILENAME, LABEL))]
+    assert offsets == sorted(offsets)
+    code = (
+        "import sys; from stages.tfrecords import serialize_example; "
+        "sys.stdout.buffer.write(serialize_example(b'jpeg', 1, 'cat/1.jpg'))"
+    )
+    other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True)
+    assert other.stdout == record
 
 
 def test_failed_stage_leaves_no_output_and_a_stale_partial_is_cleared(project: Path) -> None:
