@@ -105,14 +105,21 @@ def build_classifier(extractor: keras.Model, head: keras.Model) -> keras.Model:
     return keras.Model(images, head(extractor(images)), name="classifier")
 
 
-def compile_model(model: keras.Model, optimizer: str, learning_rate: float, smoothing=0.0) -> None:
-    """Compile for one-hot labels with accuracy."""
+def compile_model(
+    model: keras.Model,
+    optimizer: str,
+    learning_rate: float,
+    smoothing: float = 0.0,
+    steps_per_execution: int = 1,
+) -> None:
+    """Compile for one-hot labels with accuracy; `steps_per_execution` steps per graph call."""
     model.compile(
         optimizer=keras.optimizers.get(
             {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
         ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
 
 

@@ -1,6 +1,7 @@
 """Stage `train_head`: train the classification head on the cached features only."""
 
 import logging
+import math
 
 import keras
 import numpy as np
@@ -41,6 +42,13 @@ def feature_batches(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Batches in an epoch. The head runs a whole epoch per graph call: it is so small that
+    Keras' Python overhead per step would otherwise be most of its training time (the weights
+    come out the same)."""
+    return math.ceil(count / batch_size)
+
+
 def train_head(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -56,7 +64,13 @@ def train_head(
     """
     keras.utils.set_random_seed(seed)
     head = build_head(train[0].shape[1], n_classes, params)
-    compile_model(head, params.optimizer, params.learning_rate, params.label_smoothing)
+    compile_model(
+        head,
+        params.optimizer,
+        params.learning_rate,
+        params.label_smoothing,
+        steps_per_execution=steps_per_epoch(len(train[1]), params.batch_size),
+    )
     weights = balanced_class_weights(train[1], n_classes) if params.class_weights else None
     validation = None
     if len(val[1]):
