@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from stages.evaluate import predict_in_batches, read_images
 from stages.extract import extract_features
 from stages.features import features_file, labels_file
 from stages.finetune import fit_on_activations, fit_on_images, training_splits
@@ -39,6 +38,7 @@ from stages.models import (
 )
 from stages.params import load_params
 from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
+from stages.predictions import predict_in_batches, read_images
 from stages.tfdata import make_dataset
 from stages.training import balanced_class_weights, training_callbacks
 from tests.conftest import ROOT, commit, make_pipeline_repo, run_command

@@ -1,21 +1,26 @@
 """Stage `evaluate`: test-set metrics, confusion matrix, predictions, picture and export."""
 
 import logging
+import multiprocessing
 from itertools import islice
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from stages.atomic import atomic_output, write_csv, write_json
 from stages.cli import run
-from stages.export import TFLITE_FLOAT, TFLITE_INT8, export_model, tflite_predict
-from stages.features import load_features
+from stages.export import (
+    TFLITE_FLOAT,
+    TFLITE_INT8,
+    convert_float,
+    convert_int8,
+    export_saved_model,
+    tflite_predict,
+)
 from stages.grid import draw_grid
 from stages.meta import read_meta, split_files
 from stages.metrics import classification_metrics
 from stages.model_files import load_model
-from stages.models import EXTRACTOR_LAYER, HEAD_LAYER, compiled_forward
 from stages.params import load_params
 from stages.paths import (
     CACHE_DIR,
@@ -28,103 +33,69 @@ from stages.paths import (
     MODEL_FILE,
     PREDICTIONS_FILE,
 )
+from stages.predictions import classify_split, read_images
 from stages.tfdata import make_dataset
 
 log = logging.getLogger("evaluate")
 
 
-def read_images(
-    files: list[Path], n_classes: int, batch_size: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(uint8 images, integer labels, paths) of a split, in the cached (unshuffled) order."""
-    images, labels, paths = [], [], []
-    for pixels, one_hot, names in make_dataset(files, n_classes, batch_size, with_filenames=True):
-        images.append(pixels.numpy().astype(np.uint8))
-        labels.append(np.argmax(one_hot, axis=-1))
-        paths += [name.decode() for name in names.numpy()]
-    return np.concatenate(images), np.concatenate(labels), paths
-
-
-def predict_in_batches(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's outputs for `inputs`, a batch at a time."""
-    forward = compiled_forward(model)
-    return np.concatenate(
-        [
-            forward(inputs[start : start + batch_size].astype(np.float32)).numpy()
-            for start in range(0, len(inputs), batch_size)
-        ]
-    )
-
-
-def backbone_unchanged(model: keras.Model, extractor: keras.Model) -> bool:
-    """Whether the classifier's feature extractor still has the frozen extractor's weights."""
-    trained = model.get_layer(EXTRACTOR_LAYER).get_weights()
-    frozen = extractor.get_weights()
-    return len(trained) == len(frozen) and all(map(np.array_equal, trained, frozen))
-
-
-def classify_split(
-    model: keras.Model,
-    extractor_file: Path,
-    features_dir: Path,
-    split: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-) -> np.ndarray:
-    """The classifier's class probabilities for a split's images (in the cached order).
-
-    After head-only training (unfreeze=0) the backbone is the frozen extractor, whose outputs
-    for these images are the cached features: only the head needs to run, which gives the
-    same values (to float rounding) in a fraction of a second instead of a forward pass of
-    every image through the backbone. The features must come from the same records in the
-    same order, which DVC ensures: `extract` reruns whenever `data/cache` changes.
-    """
-    features, feature_labels = load_features(features_dir, split)
-    if np.array_equal(feature_labels, labels) and backbone_unchanged(
-        model, load_model(extractor_file)
-    ):
-        log.info("backbone unchanged since extract: classifying the cached %s features", split)
-        return predict_in_batches(model.get_layer(HEAD_LAYER), features, batch_size)
-    log.info("backbone fine-tuned: classifying the %d %s images", len(images), split)
-    return predict_in_batches(model, images, batch_size)
-
-
-def tflite_metrics(model_file: Path, images: np.ndarray, labels: np.ndarray, reference) -> dict:
+def tflite_metrics(probabilities: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> dict:
     """Accuracy of a TFLite model and how often it agrees with the Keras model's prediction."""
-    predicted = tflite_predict(model_file, images).argmax(axis=1)
+    predicted = probabilities.argmax(axis=1)
     return {
         "accuracy": float(np.mean(predicted == labels)),
         "agreement": float(np.mean(predicted == reference)),
     }
 
 
+def representative_images(files: list[Path], n_classes: int, count: int) -> np.ndarray:
+    """The first `count` images of a split (uint8), in the cached order, for int8 calibration."""
+    pixels = [batch.numpy() for batch, _ in islice(make_dataset(files, n_classes, 1), count)]
+    return np.concatenate(pixels).astype(np.uint8)
+
+
 def main() -> None:
     params = load_params()
     meta = read_meta(CACHE_DIR)
     classes = meta["classes"]
-    model = load_model(MODEL_FILE)
     batch_size = params.evaluate.batch_size
-    images, labels, paths = read_images(
-        split_files(CACHE_DIR, meta, "test"), len(classes), batch_size
-    )
-    probabilities = classify_split(
-        model, EXTRACTOR_FILE, FEATURES_DIR, "test", images, labels, batch_size
-    )
-    predicted = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
-    metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
-
-    def representative():
-        train = make_dataset(split_files(CACHE_DIR, meta, "train"), len(classes), 1)
-        for pixels, _ in islice(train, params.evaluate.representative_images):
-            yield pixels.numpy()[0]
-
-    with atomic_output(EXPORT_DIR) as export_dir:
+    # The int8 model is converted and run on the test images in a second process, on the other
+    # core, while this one converts and runs the float model. The process starts first, so that
+    # its TensorFlow import overlaps the work before the conversion. `spawn`, because
+    # TensorFlow's threads make a forked copy unsafe; leaving the block terminates it, so a
+    # failure does not wait for it.
+    with (
+        atomic_output(EXPORT_DIR) as export_dir,
+        multiprocessing.get_context("spawn").Pool(1) as int8_worker,
+    ):
+        model = load_model(MODEL_FILE)
+        representative = representative_images(
+            split_files(CACHE_DIR, meta, "train"),
+            len(classes),
+            params.evaluate.representative_images,
+        )
         export_dir.mkdir()
-        export_model(model, classes, representative, export_dir)
-        for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8)):
-            metrics[name] = tflite_metrics(export_dir / file, images, labels, predicted)
+        export_saved_model(model, classes, export_dir)
+        int8_converted = int8_worker.apply_async(
+            convert_int8, (export_dir, representative, batch_size)
+        )
+        images, labels, paths = read_images(
+            split_files(CACHE_DIR, meta, "test"), len(classes), batch_size
+        )
+        int8_probabilities = int8_worker.apply_async(
+            tflite_predict, (export_dir / TFLITE_INT8, images, batch_size)
+        )
+        convert_float(export_dir)
+        probabilities = classify_split(
+            model, EXTRACTOR_FILE, FEATURES_DIR, "test", images, labels, batch_size
+        )
+        predicted = probabilities.argmax(axis=1)
+        confidence = probabilities.max(axis=1)
+        metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
+        float_probabilities = tflite_predict(export_dir / TFLITE_FLOAT, images, batch_size)
+        metrics["tflite_float"] = tflite_metrics(float_probabilities, labels, predicted)
+        int8_converted.get()  # raises what the conversion raised
+        metrics["tflite_int8"] = tflite_metrics(int8_probabilities.get(), labels, predicted)
     write_json(METRICS_FILE, metrics)
     write_csv(
         CONFUSION_FILE,

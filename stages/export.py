@@ -1,7 +1,6 @@
 """Export the classifier for serving: TensorFlow SavedModel, TFLite float and int8, labels."""
 
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -34,31 +33,33 @@ def save_serving_model(model: keras.Model, directory: Path) -> None:
     )
 
 
-def export_model(
-    model: keras.Model,
-    classes: list[str],
-    representative: Callable[[], Iterator[np.ndarray]],
-    out_dir: Path,
-) -> None:
-    """Write the SavedModel, both TFLite models and labels.txt into out_dir.
+def export_saved_model(model: keras.Model, classes: list[str], out_dir: Path) -> None:
+    """Write the SavedModel and labels.txt; the TFLite conversions start from them."""
+    save_serving_model(model, out_dir / SAVED_MODEL)
+    (out_dir / LABELS).write_text("".join(f"{name}\n" for name in classes))
 
-    `representative` yields single training images (H x W x 3, raw pixels) that calibrate the
-    int8 model's value ranges.
+
+def convert_float(out_dir: Path) -> None:
+    """Write the float TFLite model, converted from out_dir's SavedModel."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(out_dir / SAVED_MODEL))
+    (out_dir / TFLITE_FLOAT).write_bytes(converter.convert())
+
+
+def convert_int8(out_dir: Path, representative: np.ndarray, batch_size: int) -> None:
+    """Write the int8 TFLite model, converted from out_dir's SavedModel.
+
+    `representative` holds N x H x W x 3 raw training pixels; they calibrate the value ranges
+    in batches of `batch_size`, which is faster than one image at a time.
     """
-    saved_model = out_dir / SAVED_MODEL
-    save_serving_model(model, saved_model)
-    (out_dir / TFLITE_FLOAT).write_bytes(
-        tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
-    )
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(out_dir / SAVED_MODEL))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: (
-        [image[None].astype(np.float32)] for image in representative()
+        [representative[start : start + batch_size].astype(np.float32)]
+        for start in range(0, len(representative), batch_size)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8  # a phone's camera gives 8-bit pixels
     (out_dir / TFLITE_INT8).write_bytes(converter.convert())
-    (out_dir / LABELS).write_text("".join(f"{name}\n" for name in classes))
 
 
 def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int = 32) -> np.ndarray:

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stages.evaluate import classify_split
-from stages.export import save_serving_model
+from stages.export import (
+    TFLITE_FLOAT,
+    TFLITE_INT8,
+    convert_float,
+    convert_int8,
+    export_saved_model,
+    save_serving_model,
+    tflite_predict,
+)
 from stages.features import features_file, labels_file
 from stages.model_files import save_model
 from stages.models import (
@@ -20,6 +27,7 @@ from stages.models import (
     build_head,
 )
 from stages.params import HeadParams
+from stages.predictions import classify_split
 
 pytestmark = pytest.mark.model
 SIZE = 32
@@ -79,3 +87,19 @@ def test_the_saved_model_serves_the_classifiers_probabilities(
     np.testing.assert_allclose(served.serve(pixels).numpy(), expected, rtol=1e-5, atol=1e-7)
     outputs = served.signatures["serving_default"](image=tf.constant(pixels))
     np.testing.assert_allclose(outputs["output_0"].numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_both_tflite_models_convert_and_the_float_one_matches_keras(
+    classifier: keras.Model, tmp_path: Path
+) -> None:
+    export_saved_model(classifier, ["a", "b", "c"], tmp_path)
+    convert_float(tmp_path)
+    convert_int8(tmp_path, images()[:5], batch_size=2)  # calibrated in batches of 2, 2 and 1
+    pixels = images()
+    expected = classifier.predict(pixels.astype(np.float32), verbose=0)
+    float_output = tflite_predict(tmp_path / TFLITE_FLOAT, pixels, batch_size=4)
+    np.testing.assert_allclose(float_output, expected, rtol=1e-4, atol=1e-6)
+    int8_output = tflite_predict(tmp_path / TFLITE_INT8, pixels, batch_size=4)
+    assert int8_output.shape == expected.shape
+    np.testing.assert_allclose(int8_output.sum(axis=1), 1.0, atol=0.02)
+    assert (tmp_path / "labels.txt").read_text() == "a\nb\nc\n"
