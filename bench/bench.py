@@ -11,7 +11,6 @@ activations vs ordinary fine-tuning of the same layers.
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from stages.params import load_params
 from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
 from stages.predictions import predict_in_batches, read_images
 from stages.tfdata import make_dataset
+from stages.train_head import steps_per_epoch
 from stages.training import balanced_class_weights, training_callbacks
 from tests.conftest import ROOT, commit, make_pipeline_repo, run_command
 
@@ -102,25 +102,31 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
 
     All else is as in train_head: the seed, the initial weights, class weights, callbacks and
     the same batches in the same order (see feature_batches). The backbone's outputs can differ
-    from the cached features by float rounding, so the accuracies may differ slightly.
+    from the cached features by float rounding, so the accuracies may differ slightly. Timed
+    from the start of training to the test accuracy, as the experiment ends with evaluate.
     """
     n_classes = len(meta["classes"])
     width = np.load(features_file(repo / FEATURES_DIR, "train"), mmap_mode="r").shape[1]
     keras.utils.set_random_seed(params.seed)
     head = build_head(width, n_classes, params.head)  # first, as in train_head
     classifier = build_classifier(load_model(repo / EXTRACTOR_FILE), head)
+    batch_size = params.head.batch_size
+    count = meta["counts"]["train"]
+    steps = steps_per_epoch(count, batch_size)
     compile_model(
-        classifier, params.head.optimizer, params.head.learning_rate, params.head.label_smoothing
+        classifier,
+        params.head.optimizer,
+        params.head.learning_rate,
+        params.head.label_smoothing,
+        steps_per_execution=steps,
     )
     files = {
         split: split_files(repo / CACHE_DIR, meta, split) for split in ("train", "val", "test")
     }
-    batch_size = params.head.batch_size
-    count = meta["counts"]["train"]
     train = make_dataset(files["train"], n_classes, batch_size, params.seed, shuffle_buffer=count)
     # A known length, like the features' dataset: Keras then draws each epoch's shuffle the
     # same way for both (with an unknown one, the second epoch's order differs).
-    train = train.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+    train = train.apply(tf.data.experimental.assert_cardinality(steps))
     has_val = meta["counts"]["val"] > 0
     weights = None
     if params.head.class_weights:
@@ -135,11 +141,10 @@ def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
         callbacks=training_callbacks(params.head.patience, None, has_val),
         verbose=2,
     )
-    seconds = time.perf_counter() - start
     images, labels, _ = read_images(files["test"], n_classes, batch_size)
     probabilities = predict_in_batches(classifier, images, batch_size)
     metrics = classification_metrics(probabilities, labels, meta["classes"], 1)
-    return seconds, metrics["accuracy"]
+    return time.perf_counter() - start, metrics["accuracy"]
 
 
 def finetune_epochs(repo: Path, meta: dict, params, unfreeze: int, cached: bool) -> EpochTimer:
