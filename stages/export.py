@@ -1,11 +1,15 @@
 """Export the classifier for serving: TensorFlow SavedModel, TFLite float and int8, labels."""
 
 import os
+from itertools import islice
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from stages.predictions import read_images
+from stages.tfdata import make_dataset
 
 SAVED_MODEL = "saved_model"
 TFLITE_FLOAT = "model_float.tflite"
@@ -34,7 +38,7 @@ def save_serving_model(model: keras.Model, directory: Path) -> None:
 
 
 def export_saved_model(model: keras.Model, classes: list[str], out_dir: Path) -> None:
-    """Write the SavedModel and labels.txt; the TFLite conversions start from them."""
+    """Write the SavedModel, which the TFLite conversions start from, and labels.txt."""
     save_serving_model(model, out_dir / SAVED_MODEL)
     (out_dir / LABELS).write_text("".join(f"{name}\n" for name in classes))
 
@@ -62,7 +66,29 @@ def convert_int8(out_dir: Path, representative: np.ndarray, batch_size: int) -> 
     (out_dir / TFLITE_INT8).write_bytes(converter.convert())
 
 
-def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def representative_images(files: list[Path], n_classes: int, count: int) -> np.ndarray:
+    """The first `count` images of a split (uint8), in the cached order, for int8 calibration."""
+    pixels = [batch.numpy() for batch, _ in islice(make_dataset(files, n_classes, 1), count)]
+    return np.concatenate(pixels).astype(np.uint8)
+
+
+def int8_test_probabilities(
+    out_dir: Path,
+    train_files: list[Path],
+    test_files: list[Path],
+    n_classes: int,
+    calibration_images: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Convert the int8 model (calibrated on the first `calibration_images` training images)
+    and return its class probabilities for the test images, in the cached order."""
+    representative = representative_images(train_files, n_classes, calibration_images)
+    convert_int8(out_dir, representative, batch_size)
+    images, _, _ = read_images(test_files, n_classes, batch_size)
+    return tflite_predict(out_dir / TFLITE_INT8, images, batch_size)
+
+
+def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Class probabilities of a TFLite model for N x H x W x 3 raw pixels, a batch at a time."""
     interpreter = tf.lite.Interpreter(model_path=str(model_file), num_threads=os.cpu_count())
     source = interpreter.get_input_details()[0]

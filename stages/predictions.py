@@ -11,7 +11,7 @@ from stages.model_files import load_model
 from stages.models import EXTRACTOR_LAYER, HEAD_LAYER, compiled_forward
 from stages.tfdata import make_dataset
 
-log = logging.getLogger("predictions")
+log = logging.getLogger(__name__)
 
 
 def read_images(
