@@ -21,27 +21,20 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from stages.extract import extract_features
-from stages.features import features_file, labels_file
-from stages.finetune import fit_on_activations, fit_on_images, training_splits
-from stages.meta import read_meta, split_files
-from stages.metrics import classification_metrics
-from stages.model_files import load_model
-from stages.models import (
-    BACKBONE_LAYER,
-    build_classifier,
-    build_head,
-    compile_model,
-    compiled_forward,
-    unfreeze_top,
-)
-from stages.params import load_params
-from stages.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
-from stages.predictions import predict_in_batches, read_images
-from stages.tfdata import make_dataset
-from stages.train_head import steps_per_epoch
-from stages.training import balanced_class_weights, training_callbacks
-from tests.conftest import ROOT, commit, make_pipeline_repo, run_command
+from transfer.evaluation.metrics import classification_metrics
+from transfer.evaluation.predictions import predict_probabilities, read_images
+from transfer.features import extract_features, labels_file
+from transfer.inference import traced_call
+from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
+from transfer.models.files import load_model
+from transfer.params import load_params
+from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
+from transfer.records.cache_meta import CacheMeta, read_cache_meta
+from transfer.sandbox import PROJECT_ROOT, commit, make_pipeline_repo, run_command
+from transfer.tfdata import make_dataset
+from transfer.training.callbacks import training_callbacks
+from transfer.training.finetune import fit_on_activations, fit_on_images, training_splits
+from transfer.training.head import steps_per_epoch, train_head
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiment changes
 
@@ -72,22 +65,20 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
+def throughput(repo: Path, meta: CacheMeta, batch_size: int) -> tuple[float, float]:
     """Images/s of the bare backbone on random tensors, and of the extract stage's loop."""
     extractor = load_model(repo / EXTRACTOR_FILE)
-    size = meta["image_size"]
-    forward = compiled_forward(extractor)
+    size = meta.image_size
+    forward = traced_call(extractor)
     batch = np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
     forward(batch)  # trace once
-    batches = meta["counts"]["train"] // batch_size
+    batches = meta.counts["train"] // batch_size
     start = time.perf_counter()
     for _ in range(batches):
         forward(batch).numpy()
     raw = batches * batch_size / (time.perf_counter() - start)
-    dataset = make_dataset(
-        split_files(repo / CACHE_DIR, meta, "train"), len(meta["classes"]), batch_size
-    )
-    count = meta["counts"]["train"]
+    dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
+    count = meta.counts["train"]
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         extract_features(
@@ -97,63 +88,56 @@ def throughput(repo: Path, meta: dict, batch_size: int) -> tuple[float, float]:
     return raw, extract
 
 
-def classic_training(repo: Path, meta: dict, params) -> tuple[float, float]:
+def classic_training(repo: Path, meta: CacheMeta, params) -> tuple[float, float]:
     """The tutorials' way: frozen backbone + head trained on images, every image every epoch.
 
-    All else is as in train_head: the seed, the initial weights, class weights, callbacks and
-    the same batches in the same order (see feature_batches). The backbone's outputs can differ
-    from the cached features by float rounding, so the accuracies may differ slightly. Timed
-    from the start of training to the test accuracy, as the experiment ends with evaluate.
+    The same function as `train_head` trains it, with the same seed, initial weights, class
+    weights, callbacks and the same batches in the same order (see feature_batches); only the
+    inputs are images through the frozen extractor instead of its cached outputs, which can
+    differ by float rounding. Timed from the start of training to the test accuracy, as the
+    experiment ends with evaluate.
     """
-    n_classes = len(meta["classes"])
-    width = np.load(features_file(repo / FEATURES_DIR, "train"), mmap_mode="r").shape[1]
-    keras.utils.set_random_seed(params.seed)
-    head = build_head(width, n_classes, params.head)  # first, as in train_head
-    classifier = build_classifier(load_model(repo / EXTRACTOR_FILE), head)
+    extractor = load_model(repo / EXTRACTOR_FILE)
     batch_size = params.head.batch_size
-    count = meta["counts"]["train"]
-    steps = steps_per_epoch(count, batch_size)
-    compile_model(
-        classifier,
-        params.head.optimizer,
-        params.head.learning_rate,
-        params.head.label_smoothing,
-        steps_per_execution=steps,
-    )
+    count = meta.counts["train"]
+    keras.utils.set_random_seed(params.seed)  # before the datasets, as in train_head
     files = {
-        split: split_files(repo / CACHE_DIR, meta, split) for split in ("train", "val", "test")
+        split: meta.split_files(repo / CACHE_DIR, split) for split in ("train", "val", "test")
     }
-    train = make_dataset(files["train"], n_classes, batch_size, params.seed, shuffle_buffer=count)
+    train = make_dataset(files["train"], batch_size, params.seed, shuffle_buffer=count)
     # A known length, like the features' dataset: Keras then draws each epoch's shuffle the
     # same way for both (with an unknown one, the second epoch's order differs).
-    train = train.apply(tf.data.experimental.assert_cardinality(steps))
-    has_val = meta["counts"]["val"] > 0
-    weights = None
-    if params.head.class_weights:
-        labels = np.load(labels_file(repo / FEATURES_DIR, "train"))
-        weights = balanced_class_weights(labels, n_classes)
-    start = time.perf_counter()
-    classifier.fit(
-        train,
-        validation_data=make_dataset(files["val"], n_classes, batch_size) if has_val else None,
-        epochs=params.head.epochs,
-        class_weight=weights,
-        callbacks=training_callbacks(params.head.patience, None, has_val),
-        verbose=2,
+    train = train.apply(
+        tf.data.experimental.assert_cardinality(steps_per_epoch(count, batch_size))
     )
-    images, labels, _ = read_images(files["test"], n_classes, batch_size)
-    probabilities = predict_in_batches(classifier, images, batch_size)
-    metrics = classification_metrics(probabilities, labels, meta["classes"], 1)
+    has_val = meta.counts["val"] > 0
+    start = time.perf_counter()
+    head = train_head(
+        train,
+        make_dataset(files["val"], batch_size) if has_val else None,
+        np.load(labels_file(repo / FEATURES_DIR, "train")),
+        extractor.output_shape[-1],
+        meta.n_classes,
+        params.head,
+        params.seed,
+        training_callbacks(params.head.patience, None, has_val),
+        extractor=extractor,
+    )
+    images, labels, _ = read_images(files["test"], batch_size)
+    probabilities = predict_probabilities(build_classifier(extractor, head), images, batch_size)
+    metrics = classification_metrics(probabilities, labels, list(meta.classes), 1)
     return time.perf_counter() - start, metrics["accuracy"]
 
 
-def finetune_epochs(repo: Path, meta: dict, params, unfreeze: int, cached: bool) -> EpochTimer:
+def finetune_epochs(
+    repo: Path, meta: CacheMeta, params, unfreeze: int, cached: bool
+) -> EpochTimer:
     keras.utils.set_random_seed(params.seed)
     extractor = load_model(repo / EXTRACTOR_FILE)
     head = load_model(repo / HEAD_FILE)
     unfreeze_top(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     timer = EpochTimer()
-    n_classes = len(meta["classes"])
+    n_classes = meta.n_classes
     splits = training_splits(repo / CACHE_DIR, meta)
     start = time.perf_counter()
     if cached:
@@ -176,7 +160,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=3)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(args.dataset.resolve())
     params["finetune"]["epochs"] = args.finetune_epochs
     params["finetune"]["patience"] = args.finetune_epochs  # time every epoch
@@ -185,7 +169,7 @@ def main() -> None:
     commit(repo, "baseline")
     rows.append(("dvc repro with nothing to do", f"{dvc(repo, 'repro'):.2f} s"))
     loaded = load_params(repo / "params.yaml")
-    meta = read_meta(repo / CACHE_DIR)
+    meta = read_cache_meta(repo / CACHE_DIR)
 
     raw, extract = throughput(repo, meta, loaded.backbone.batch_size)
     rows += [

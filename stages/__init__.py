@@ -1,1 +1,1 @@
-"""The pipeline's stages (one module each, run as `python -m stages.<name>`) and shared code."""
+"""The pipeline's entry points: one module per DVC stage, each a thin main() over `transfer`."""

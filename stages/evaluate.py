@@ -2,23 +2,21 @@
 
 import logging
 
-import numpy as np
-
-from stages.atomic import atomic_output, write_csv, write_json
-from stages.cli import run
-from stages.export import (
+from transfer.atomic import atomic_output, write_json
+from transfer.errors import run_main
+from transfer.evaluation.metrics import agreement_metrics, classification_metrics
+from transfer.evaluation.predictions import classify_split, read_images
+from transfer.evaluation.reports import write_reports
+from transfer.export.serving import export_saved_model
+from transfer.export.tflite import (
     TFLITE_FLOAT,
     convert_float,
-    export_saved_model,
     int8_test_probabilities,
     tflite_predict,
 )
-from stages.grid import draw_grid
-from stages.meta import read_meta, split_files
-from stages.metrics import classification_metrics
-from stages.model_files import load_model
-from stages.params import load_params
-from stages.paths import (
+from transfer.models.files import load_model
+from transfer.params import load_params
+from transfer.paths import (
     CACHE_DIR,
     CONFUSION_FILE,
     EXPORT_DIR,
@@ -29,56 +27,18 @@ from stages.paths import (
     MODEL_FILE,
     PREDICTIONS_FILE,
 )
-from stages.predictions import classify_split, read_images
-from stages.second_process import SecondProcess
+from transfer.records.cache_meta import read_cache_meta
+from transfer.second_process import SecondProcess
 
-log = logging.getLogger("evaluate")
-
-
-def tflite_metrics(probabilities: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> dict:
-    """Accuracy of a TFLite model and how often it agrees with the Keras model's prediction."""
-    predicted = probabilities.argmax(axis=1)
-    return {
-        "accuracy": float(np.mean(predicted == labels)),
-        "agreement": float(np.mean(predicted == reference)),
-    }
-
-
-def write_reports(
-    classes: list[str],
-    images: np.ndarray,
-    labels: np.ndarray,
-    probabilities: np.ndarray,
-    paths: list[str],
-    grid_images: int,
-) -> None:
-    """The confusion matrix, the predictions file and the picture of test images."""
-    predicted = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
-    write_csv(
-        CONFUSION_FILE,
-        ["actual", "predicted"],
-        [[classes[a], classes[p]] for a, p in zip(labels, predicted, strict=True)],
-    )
-    write_csv(
-        PREDICTIONS_FILE,
-        ["path", "true", "predicted", "confidence"],
-        [
-            [path, classes[a], classes[p], f"{c:.6f}"]
-            for path, a, p, c in zip(paths, labels, predicted, confidence, strict=True)
-        ],
-    )
-    grid = draw_grid(images, labels, predicted, confidence, classes, grid_images)
-    with atomic_output(GRID_FILE) as path:
-        grid.save(path, format="PNG")
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params = load_params()
-    meta = read_meta(CACHE_DIR)
-    classes = meta["classes"]
+    meta = read_cache_meta(CACHE_DIR)
+    classes = list(meta.classes)
     batch_size = params.evaluate.batch_size
-    train_files, test_files = (split_files(CACHE_DIR, meta, split) for split in ("train", "test"))
+    train_files, test_files = (meta.split_files(CACHE_DIR, split) for split in ("train", "test"))
     # The int8 model is converted and run on the test images in a second process, in parallel
     # with the float model here: each conversion keeps one core busy. It starts first, so that
     # its TensorFlow import overlaps the loading and the SavedModel.
@@ -91,22 +51,31 @@ def main() -> None:
             export_dir,
             train_files,
             test_files,
-            len(classes),
             params.evaluate.representative_images,
             batch_size,
         )
         convert_float(export_dir)
-        images, labels, paths = read_images(test_files, len(classes), batch_size)
+        images, labels, paths = read_images(test_files, batch_size)
         probabilities = classify_split(
             model, EXTRACTOR_FILE, FEATURES_DIR, "test", images, labels, batch_size
         )
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
         float_probabilities = tflite_predict(export_dir / TFLITE_FLOAT, images, batch_size)
-        metrics["tflite_float"] = tflite_metrics(float_probabilities, labels, predicted)
-        metrics["tflite_int8"] = tflite_metrics(int8_process.result(), labels, predicted)
+        metrics["tflite_float"] = agreement_metrics(float_probabilities, labels, predicted)
+        metrics["tflite_int8"] = agreement_metrics(int8_process.result(), labels, predicted)
     write_json(METRICS_FILE, metrics)
-    write_reports(classes, images, labels, probabilities, paths, params.evaluate.grid_images)
+    write_reports(
+        CONFUSION_FILE,
+        PREDICTIONS_FILE,
+        GRID_FILE,
+        classes,
+        images,
+        labels,
+        probabilities,
+        paths,
+        params.evaluate.grid_images,
+    )
     log.info(
         "test accuracy %.4f, macro F1 %.4f on %d images; TFLite float %.4f, int8 %.4f",
         metrics["accuracy"],
@@ -118,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_main(main)

@@ -1,0 +1,222 @@
+"""The real dvc commands on a synthetic dataset in a temporary git repo."""
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from tests.helpers import (
+    dvc,
+    make_image_folder,
+    predict_with_plain_keras,
+    tiny_params,
+    write_image,
+)
+from transfer.evaluation.predictions import read_images
+from transfer.features import load_features
+from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
+from transfer.records.cache_meta import read_cache_meta
+from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
+
+pytestmark = pytest.mark.e2e
+ALL_STAGES = {"download", "split", "cache", "extract", "train_head", "finetune", "evaluate"}
+UNFREEZE = 20
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("e2e")
+    photos = make_image_folder(base / "photos")
+    return make_pipeline_repo(base / "repo", tiny_params(photos))
+
+
+def test_repro_builds_every_output_then_runs_nothing(repo: Path) -> None:
+    first = dvc(repo, "repro")
+    assert stages_run(first.stdout) == ALL_STAGES
+    for output in (
+        "data/raw/cat",
+        "data/split/train.csv",
+        "data/cache/meta.json",
+        "data/features/train.npy",
+        "models/head.keras",
+        "models/model.keras",
+        "models/export/model_int8.tflite",
+        "reports/metrics.json",
+        "reports/confusion.csv",
+        "reports/train_head/metrics.json",
+    ):
+        assert (repo / output).exists(), output
+    commit(repo, "head-only run")
+    second = dvc(repo, "repro")
+    assert stages_run(second.stdout) == set()
+
+
+def test_head_param_reruns_only_head_finetune_evaluate(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["head"]["dropout"] = 0.3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc(repo, "repro")
+    assert stages_run(result.stdout) == {"train_head", "finetune", "evaluate"}
+    commit(repo, "head dropout 0.3")
+
+
+def test_exp_run_unfreeze_trains_exactly_the_top_layers(repo: Path, tmp_path: Path) -> None:
+    head_only = tmp_path / "head_only.keras"
+    shutil.copy(repo / "models/model.keras", head_only)
+    result = dvc(repo, "exp", "run", "-S", f"unfreeze={UNFREEZE}")
+    assert stages_run(result.stdout) == {"finetune", "evaluate"}
+    before = keras.models.load_model(head_only).get_layer(EXTRACTOR_LAYER)
+    after = keras.models.load_model(repo / "models/model.keras").get_layer(EXTRACTOR_LAYER)
+    layers_before = before.get_layer(BACKBONE_LAYER).layers
+    layers_after = after.get_layer(BACKBONE_LAYER).layers
+    cut = len(layers_before) - UNFREEZE
+    for index, (old, new) in enumerate(zip(layers_before, layers_after, strict=True)):
+        same = all(
+            np.array_equal(a, b) for a, b in zip(old.get_weights(), new.get_weights(), strict=True)
+        )
+        trained = (
+            index >= cut and old.weights and not isinstance(old, keras.layers.BatchNormalization)
+        )
+        assert same != bool(trained), f"layer {index} {old.name}: unchanged={same}"
+
+    diff = dvc(repo, "metrics", "diff", "HEAD", "--all")
+    assert re.search(r"reports/metrics\.json\s+accuracy\s", diff.stdout), diff.stdout
+
+
+def test_the_models_open_with_plain_keras_and_predict_like_the_pipeline(
+    repo: Path, tmp_path: Path
+) -> None:
+    """In a process that cannot import this project, as on a machine without it."""
+    meta = read_cache_meta(repo / "data/cache")
+    images, labels, paths = read_images(meta.split_files(repo / "data/cache", "test"), 8)
+    probabilities = predict_with_plain_keras(repo / "models/model.keras", images, tmp_path)
+    rows = read_csv(repo / "reports/predictions.csv")  # the fine-tuned model's, from evaluate
+    assert [row["path"] for row in rows] == paths
+    assert [row["predicted"] for row in rows] == [meta.classes[i] for i in probabilities.argmax(1)]
+    confidence = [float(row["confidence"]) for row in rows]
+    np.testing.assert_allclose(probabilities.max(axis=1), confidence, atol=2e-6)
+    features = predict_with_plain_keras(repo / "models/feature_extractor.keras", images, tmp_path)
+    cached, cached_labels = load_features(repo / "data/features", "test")
+    np.testing.assert_array_equal(cached_labels, labels)
+    np.testing.assert_allclose(features, cached, rtol=1e-5, atol=1e-6)
+
+
+def test_killed_stage_recovers_cleanly(repo: Path) -> None:
+    dvc(repo, "repro")  # extract's inputs (a no-op after the tests above)
+    features = repo / "data/features"
+    before = {path.name: path.read_bytes() for path in features.iterdir()}
+    command = [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "extract"]
+    process = subprocess.Popen(
+        command,
+        cwd=repo,
+        env=command_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    # Kill it while it is writing its features, however fast or slow this machine is.
+    while not (repo / "data/.features.partial").exists():
+        assert process.poll() is None, "extract finished before it could be killed"
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not features.exists()  # nothing half-written where the output belongs
+    assert "extract:" in dvc(repo, "status").stdout
+
+    dvc(repo, "repro")  # DVC reruns the stage, or restores it from its run cache
+    assert "up to date" in dvc(repo, "status").stdout
+    assert {path.name: path.read_bytes() for path in features.iterdir()} == before
+    # A restore runs no stage code, so the killed run's hidden temporary may remain;
+    # the stage's next run clears it, and writes the same bytes again.
+    assert run_command([sys.executable, "-m", "stages.extract"], repo).returncode == 0
+    assert not list(repo.glob("*/.*partial*"))
+    assert "up to date" in dvc(repo, "status").stdout
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_metrics_match_a_hand_computation_on_the_predictions(repo: Path) -> None:
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    rows = read_csv(repo / "reports/predictions.csv")
+    confusion = read_csv(repo / "reports/confusion.csv")
+    assert len(confusion) == len(rows) == metrics["test_images"] > 0
+    assert [(r["actual"], r["predicted"]) for r in confusion] == [
+        (r["true"], r["predicted"]) for r in rows
+    ]
+    correct = [r["true"] == r["predicted"] for r in rows]
+    assert metrics["accuracy"] == pytest.approx(sum(correct) / len(rows))
+    f1s, supports = [], []
+    for name in ("cat", "dog", "fox"):
+        hits = sum(r["true"] == name and r["predicted"] == name for r in rows)
+        predicted = sum(r["predicted"] == name for r in rows)
+        support = sum(r["true"] == name for r in rows)
+        precision = hits / predicted if predicted else 0.0
+        recall = hits / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        assert metrics["per_class"][name] == pytest.approx(
+            {"precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
+        f1s.append(f1)
+        supports.append(support)
+    assert metrics["macro_f1"] == pytest.approx(sum(f1s) / 3)
+    assert metrics["weighted_f1"] == pytest.approx(np.average(f1s, weights=supports))
+    assert metrics["top_3_accuracy"] == 1.0  # k is capped at the 3 classes
+    assert metrics["loss"] > 0
+    assert metrics["tflite_float"]["agreement"] == 1.0
+    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement"}
+    assert (repo / "models/export/labels.txt").read_text() == "cat\ndog\nfox\n"
+    assert (repo / "models/export/saved_model/saved_model.pb").exists()
+
+
+def test_predictions_picture_has_the_grid_size(repo: Path) -> None:
+    with Image.open(repo / "reports/predictions.png") as picture:
+        assert picture.size == (3 * 160, 2 * (160 + 34))  # 6 images in a 3 x 2 grid
+
+
+def test_plots_show_renders_confusion_and_curves(repo: Path, tmp_path: Path) -> None:
+    dvc(repo, "plots", "show", "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "confusion" in html and "confusion_normalized" in html
+    assert "reports/train_head/plots/metrics" in html
+
+
+def test_predict_reports_bad_files_and_fails_only_when_nothing_worked(
+    repo: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "new"
+    write_image(folder / "good.jpg", (200, 40, 40), 5, size=60)
+    (folder / "bad.jpg").write_bytes(b"not an image")
+    predict = [sys.executable, "-m", "transfer.predict"]
+    result = run_command([*predict, str(folder)], repo)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(
+        rf"{folder}/good.jpg: (\w+ [01]\.\d{{3}}, ){{2}}\w+ [01]\.\d{{3}}\n", result.stdout
+    )
+    assert f"{folder}/bad.jpg: error: not an image (unrecognised data)" in result.stderr
+    # The console script that pyproject.toml declares does the same.
+    classify = Path(sys.executable).parent / "classify"
+    assert run_command([str(classify), str(folder)], repo).stdout == result.stdout
+    as_json = json.loads(run_command([*predict, "--json", str(folder / "good.jpg")], repo).stdout)
+    assert len(as_json[0]["predictions"]) == 3
+    only_bad = run_command([*predict, str(folder / "bad.jpg")], repo)
+    assert only_bad.returncode == 1
+    assert only_bad.stderr.endswith("error: no image could be classified\n")

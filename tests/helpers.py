@@ -1,0 +1,92 @@
+"""Synthetic datasets and tiny params shared by the tests."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from transfer.sandbox import run_command
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}
+
+
+def write_image(path: Path, colour: tuple[int, int, int], seed: int, size: int = 48) -> None:
+    """A JPEG of one dominant colour with noise, so a tiny model can tell the classes apart."""
+    random = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + random.normal(0, 30, (size, size, 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path, format="JPEG")
+
+
+def make_image_folder(root: Path, per_class: int = 12, size: int = 48) -> Path:
+    """root/<class>/img_NN.jpg for three classes."""
+    for offset, (name, colour) in enumerate(CLASS_COLOURS.items()):
+        for index in range(per_class):
+            write_image(root / name / f"img_{index:02d}.jpg", colour, offset * 1000 + index, size)
+    return root
+
+
+def tiny_params(source: Path) -> dict:
+    """The project's params.yaml with a tiny, fast configuration and a random backbone."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["source"] = str(source)
+    params["split"] = {"val": 0.25, "test": 0.25}
+    params["image"]["size"] = 32
+    params["backbone"].update(name="MobileNetV2", weights=None, batch_size=8)
+    params["head"].update(epochs=3, batch_size=8)
+    params["finetune"].update(epochs=2, batch_size=8, learning_rate=0.01)
+    params["evaluate"].update(representative_images=4, grid_images=6)
+    return params
+
+
+def dvc(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a dvc command in the repo and fail the test with its output if it fails."""
+    result = run_command([sys.executable, "-m", "dvc", *args], directory)
+    assert result.returncode == 0, (
+        f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    )
+    return result
+
+
+# Run in a fresh interpreter: any import of this project's packages fails, as on a machine
+# that has only TensorFlow and Keras.
+PLAIN_KERAS_PREDICT = """
+import importlib.abc
+import sys
+
+
+class BlockProject(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("stages", "transfer", "tests", "bench"):
+            raise ImportError(f"{name} is blocked: plain Keras only")
+        return None
+
+
+sys.meta_path.insert(0, BlockProject())
+import keras
+import numpy as np
+
+model = keras.models.load_model(sys.argv[1], safe_mode=True)
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+"""
+
+
+def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path) -> np.ndarray:
+    """What `keras.models.load_model(model_file)` predicts for `inputs` in a process that
+    cannot import this project."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    np.save(scratch / "inputs.npy", inputs)
+    args = [str(model_file.resolve()), "inputs.npy", "outputs.npy"]
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_KERAS_PREDICT, *args],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(scratch / "outputs.npy")

@@ -1,0 +1,1 @@
+"""Evaluation: predictions on a cached split, metrics, reports and the picture."""

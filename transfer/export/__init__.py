@@ -1,0 +1,1 @@
+"""The serving export: SavedModel, TFLite float and int8, labels."""

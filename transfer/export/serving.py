@@ -1,0 +1,36 @@
+"""The TensorFlow SavedModel for serving, which the TFLite conversions start from, and labels."""
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+SAVED_MODEL = "saved_model"
+LABELS = "labels.txt"
+
+
+def save_serving_model(model: keras.Model, directory: Path) -> None:
+    """A SavedModel whose `serve` (and `serving_default`) signature maps raw pixels to
+    probabilities: what `model.export` writes, without its walk over every object the model
+    tracks, which takes longer than the rest of the export (MobileNetV2, 224 px, 2-core CPU:
+    10.9 s against 4.0 s).
+    """
+    # Traced with a fixed signature for serving, unlike inference.traced_call.
+    serve = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")],
+        autograph=False,
+    )
+    signature = serve.get_concrete_function()
+    root = tf.Module()
+    root.serve = serve
+    root.model_variables = list(signature.variables)  # saved with the graph that reads them
+    tf.saved_model.save(
+        root, str(directory), signatures={"serve": signature, "serving_default": signature}
+    )
+
+
+def export_saved_model(model: keras.Model, classes: list[str], out_dir: Path) -> None:
+    """Write the SavedModel and labels.txt (one class name per line, in label order)."""
+    save_serving_model(model, out_dir / SAVED_MODEL)
+    (out_dir / LABELS).write_text("".join(f"{name}\n" for name in classes))

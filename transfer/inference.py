@@ -1,0 +1,86 @@
+"""Run a model over a dataset in batches: one traced call, outputs written into arrays
+(in memory or memory-mapped .npy files), a Keras progress bar. Every place that runs a model
+over many images or features uses it."""
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Makes the array for output `index` (model outputs first, then what the batches carry along).
+Allocate = Callable[[int, tuple[int, ...], np.dtype], np.ndarray]
+
+
+def traced_call(model: keras.Model) -> Callable[[Any], Any]:
+    """The model's inference call, traced once: much faster per batch than model.predict's
+    per-call set-up, and BatchNormalization and Dropout in inference mode."""
+    return tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+
+
+def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
+def memory_mapped(files: Sequence[Path]) -> Allocate:
+    """Output `index` goes to the .npy file files[index], so memory does not grow with it."""
+
+    def allocate(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.lib.format.open_memmap(files[index], "w+", dtype, shape)
+
+    return allocate
+
+
+def run_in_batches(
+    forward: Callable[[Any], Any],
+    batches: Iterable[tuple[Any, ...]],
+    count: int,
+    rows: Sequence[tuple[tuple[int, ...], Any]],
+    allocate: Allocate = in_memory,
+    progress_bar: bool = True,
+) -> list[np.ndarray]:
+    """Apply `forward` to the first item of every batch, in order.
+
+    Each batch is (inputs, *carried): the carried items (labels, say) are stored unchanged
+    beside the outputs. `rows` gives the (shape, dtype) of one row of each array: one per
+    output of `forward`, then one per carried item. Returns those arrays, `count` rows each,
+    made by `allocate` (so an empty split still gets its files). The progress bar writes to
+    stdout: turn it off where stdout is the result.
+    """
+    arrays = [
+        allocate(index, (count, *shape), np.dtype(dtype))
+        for index, (shape, dtype) in enumerate(rows)
+    ]
+    progress = keras.utils.Progbar(count, unit_name="image", verbose=int(progress_bar))
+    done = 0
+    for inputs, *carried in batches:
+        values = [*keras.tree.flatten(forward(inputs)), *carried]
+        size = len(values[0])
+        if done + size > count:
+            raise RuntimeError(f"expected {count} items, got more")
+        for array, value in zip(arrays, values, strict=True):
+            array[done : done + size] = np.asarray(value)
+        done += size
+        progress.update(done)
+    if done != count:
+        raise RuntimeError(f"expected {count} items, read {done}")
+    return arrays
+
+
+def predict_array(
+    forward: Callable[[Any], Any],
+    inputs: np.ndarray,
+    width: int,
+    batch_size: int,
+    progress_bar: bool = True,
+) -> np.ndarray:
+    """`forward`'s output (`width` float32 values per row) for every row of an in-memory
+    array, fed as float32 batches of `batch_size` rows."""
+    batches = (
+        (inputs[start : start + batch_size].astype(np.float32),)
+        for start in range(0, len(inputs), batch_size)
+    )
+    rows = [((width,), np.float32)]
+    return run_in_batches(forward, batches, len(inputs), rows, progress_bar=progress_bar)[0]

@@ -1,0 +1,1 @@
+"""Getting the user's photos in: download, archives, image checks, the import into data/raw."""

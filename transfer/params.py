@@ -1,0 +1,259 @@
+"""params.yaml, read once into frozen dataclasses that validate every value with its name."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from transfer.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "leaky_relu", "tanh", "sigmoid")
+FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+class ParamsError(PipelineError):
+    """A value in params.yaml is missing, of the wrong type or out of range."""
+
+
+def _require(condition: bool, name: str, expected: str, value: Any) -> None:
+    if not condition:
+        raise ParamsError(f"{PARAMS_FILE}: {name} must be {expected}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str
+    sha256: str | None = None
+    max_pixels: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        _require(bool(self.source.strip()), "data.source", "a URL or a path", self.source)
+        if self.sha256 is not None:
+            digits = self.sha256.lower()
+            is_hex = len(digits) == 64 and all(c in "0123456789abcdef" for c in digits)
+            _require(is_hex, "data.sha256", "64 hex digits or null", self.sha256)
+        _require(self.max_pixels > 0, "data.max_pixels", "positive", self.max_pixels)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.val < 1, "split.val", "in [0, 1)", self.val)
+        test = self.test
+        _require(0 < test < 1, "split.test", "in (0, 1): evaluate needs test images", test)
+        total = self.val + self.test
+        _require(total < 1, "split.val + split.test", "below 1 to leave a training split", total)
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    size: int | None = None
+    shard_size: int = 512
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.size is not None:
+            _require(self.size >= 32, "image.size", "at least 32 or null", self.size)
+        _require(self.shard_size > 0, "image.shard_size", "positive", self.shard_size)
+        _require(
+            1 <= self.jpeg_quality <= 100, "image.jpeg_quality", "in [1, 100]", self.jpeg_quality
+        )
+
+
+@dataclass(frozen=True)
+class BackboneParams:
+    name: str = "MobileNetV2"
+    weights: str | None = "imagenet"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        # The name is checked against the registry where a backbone is looked up
+        # (transfer.models.backbones), so that editing the registry reruns only the stages
+        # that use it.
+        _require(bool(self.name.strip()), "backbone.name", "a backbone's name", self.name)
+        _require(self.batch_size > 0, "backbone.batch_size", "positive", self.batch_size)
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    hidden: tuple[int, ...] = ()
+    dropout: float = 0.2
+    activation: str = "relu"
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    patience: int = 3
+    class_weights: bool = False
+
+    def __post_init__(self) -> None:
+        _require(all(u > 0 for u in self.hidden), "head.hidden", "positive units", self.hidden)
+        _require(0 <= self.dropout < 1, "head.dropout", "in [0, 1)", self.dropout)
+        _require(self.l2 >= 0, "head.l2", "non-negative", self.l2)
+        _require(
+            self.activation in ACTIVATIONS,
+            "head.activation",
+            f"one of {', '.join(ACTIVATIONS)}",
+            self.activation,
+        )
+        _require(
+            0 <= self.label_smoothing < 1,
+            "head.label_smoothing",
+            "in [0, 1)",
+            self.label_smoothing,
+        )
+        _check_training("head", self)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    flip: str = "none"
+    rotation: float = 0.0
+    zoom: float = 0.0
+    contrast: float = 0.0
+
+    def __post_init__(self) -> None:
+        modes = ", ".join(FLIP_MODES)
+        _require(self.flip in FLIP_MODES, "finetune.augment.flip", f"one of {modes}", self.flip)
+        for name in ("rotation", "zoom", "contrast"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"finetune.augment.{name}", "in [0, 1)", value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or bool(self.rotation or self.zoom or self.contrast)
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    learning_rate: float = 1e-5
+    optimizer: str = "adam"
+    epochs: int = 5
+    batch_size: int = 32
+    patience: int = 2
+    cache_activations: bool = True
+    activation_memory_mb: int = 4096
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+    def __post_init__(self) -> None:
+        _check_training("finetune", self)
+        memory = self.activation_memory_mb
+        _require(memory >= 0, "finetune.activation_memory_mb", "non-negative", memory)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = 32
+    top_k: int = 3
+    grid_images: int = 25
+    representative_images: int = 100
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size > 0, "evaluate.batch_size", "positive", self.batch_size)
+        _require(self.top_k >= 1, "evaluate.top_k", "at least 1", self.top_k)
+        _require(self.grid_images >= 1, "evaluate.grid_images", "at least 1", self.grid_images)
+        count = self.representative_images
+        _require(count >= 1, "evaluate.representative_images", "at least 1", count)
+
+
+def _check_training(section: str, params: HeadParams | FinetuneParams) -> None:
+    """The settings both training sections share."""
+    optimizer = params.optimizer
+    _require(optimizer in OPTIMIZERS, f"{section}.optimizer", f"one of {OPTIMIZERS}", optimizer)
+    _require(
+        params.learning_rate > 0, f"{section}.learning_rate", "positive", params.learning_rate
+    )
+    _require(params.batch_size > 0, f"{section}.batch_size", "positive", params.batch_size)
+    _require(params.epochs >= 1, f"{section}.epochs", "at least 1", params.epochs)
+    _require(params.patience >= 1, f"{section}.patience", "at least 1", params.patience)
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    seed: int = 42
+    unfreeze: int = 0
+    split: SplitParams = field(default_factory=SplitParams)
+    image: ImageParams = field(default_factory=ImageParams)
+    backbone: BackboneParams = field(default_factory=BackboneParams)
+    head: HeadParams = field(default_factory=HeadParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+    def __post_init__(self) -> None:
+        _require(self.unfreeze >= 0, "unfreeze", "a layer count of 0 or more", self.unfreeze)
+        _require(0 <= self.seed < 2**32, "seed", "in [0, 2**32)", self.seed)  # numpy's range
+
+
+def _convert(value: Any, kind: Any, name: str) -> Any:
+    """Check `value` against the annotation `kind` and convert lists and sections."""
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, f"{name}.")
+    options = typing.get_args(kind)
+    if isinstance(kind, types.UnionType):
+        if value is None and type(None) in options:
+            return None
+        return _convert(value, next(o for o in options if o is not type(None)), name)
+    if typing.get_origin(kind) is tuple:
+        _require(isinstance(value, list), name, "a list", value)
+        return tuple(_convert(item, options[0], name) for item in value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    is_bool_for_int = kind is int and isinstance(value, bool)  # bool is a subclass of int
+    _require(isinstance(value, kind) and not is_bool_for_int, name, expected[kind], value)
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    section = prefix.rstrip(".") or "the top level"
+    if raw is None and prefix:
+        raw = {}
+    _require(isinstance(raw, dict), section, "a mapping", raw)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamsError(f"{PARAMS_FILE}: unknown param {prefix}{unknown[0]}")
+    values = {}
+    for item in dataclasses.fields(cls):
+        name = f"{prefix}{item.name}"
+        if item.name in raw:
+            values[item.name] = _convert(raw[item.name], hints[item.name], name)
+        elif item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{PARAMS_FILE}: missing param {name}")
+    return cls(**values)
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a loaded params mapping; raise ParamsError naming the first bad value."""
+    return _build(Params, raw, "")
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run the stages from the project's root") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"{path}: not valid YAML{where} ({problem})") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text") from None
+    return parse_params(raw)

@@ -1,0 +1,75 @@
+"""The one tf.data pipeline from the cached TFRecords to batches of (pixels, integer label)."""
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from transfer.params import AugmentParams
+from transfer.records.schema import ENCODED, FILENAME, LABEL, parse_example
+
+SHUFFLE_BUFFER = 2048
+PARALLEL_READS = 4
+
+
+def build_augmentation(params: AugmentParams, seed: int) -> keras.Sequential:
+    """Random flip, rotation, zoom and contrast layers for the settings that are on."""
+    steps: list[keras.Layer] = []
+    if params.flip != "none":
+        steps.append(keras.layers.RandomFlip(params.flip, seed=seed))
+    if params.rotation:
+        steps.append(keras.layers.RandomRotation(params.rotation, seed=seed))
+    if params.zoom:
+        steps.append(keras.layers.RandomZoom(params.zoom, seed=seed))
+    if params.contrast:
+        steps.append(keras.layers.RandomContrast(params.contrast, seed=seed))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def make_dataset(
+    files: list[Path],
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    augmentation: keras.Sequential | None = None,
+    with_filenames: bool = False,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Read -> shuffle (training only) -> parse/decode -> batch -> to float, augment -> prefetch.
+
+    Batches are (float32 pixels, int64 labels), plus the images' paths if `with_filenames`.
+    Without `shuffle_seed` the order is the same on every run. The shuffle buffer holds
+    serialized records, `shuffle_buffer` of them.
+    """
+    # A fixed number of parallel reads, not AUTOTUNE (the core count): the interleaved order,
+    # and so every unshuffled output, must be the same on every machine.
+    dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=PARALLEL_READS)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        example = parse_example(serialized)
+        image = tf.io.decode_jpeg(example[ENCODED], channels=3)  # uint8: batched at 1/4 the bytes
+        names = (example[FILENAME],) if with_filenames else ()
+        return image, example[LABEL], *names
+
+    def to_model_inputs(
+        images: tf.Tensor, labels: tf.Tensor, *names: tf.Tensor
+    ) -> tuple[tf.Tensor, ...]:
+        pixels = tf.cast(images, tf.float32)
+        if augmentation is not None:
+            pixels = augmentation(pixels, training=True)
+        return pixels, labels, *names
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    dataset = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def with_one_hot(dataset: tf.data.Dataset, n_classes: int) -> tf.data.Dataset:
+    """(inputs, integer labels) batches as (inputs, float32 one-hot labels), for a loss that
+    needs them (the categorical cross-entropy with label smoothing)."""
+    one_hot = dataset.map(
+        lambda inputs, labels: (inputs, tf.one_hot(labels, n_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return one_hot.prefetch(tf.data.AUTOTUNE)

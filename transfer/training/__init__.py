@@ -1,0 +1,1 @@
+"""Training: callbacks and logging, the head on cached features, fine-tuning."""

@@ -1,0 +1,76 @@
+"""Train the classification head: on cached features (`train_head`), or on images through the
+frozen backbone (the benchmark's classic baseline), with the same function."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from transfer.models.factories import build_classifier, build_head, compile_model
+from transfer.params import HeadParams
+from transfer.tfdata import with_one_hot
+from transfer.training.callbacks import balanced_class_weights
+
+
+def feature_batches(
+    features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of (features, integer labels); with `shuffle_seed`, a new order every epoch.
+
+    The arrays are in memory already, so this is not make_dataset's pipeline. The shuffle
+    holds the whole split, so each epoch is a seeded permutation that depends only on the seed
+    and the count: make_dataset(..., shuffle_buffer=count) gives the same images the same
+    order, which lets the benchmark train the tutorials' way on identical batches. Build it
+    after keras.utils.set_random_seed: tf.data combines the seed with the global one.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Batches in an epoch. The head runs a whole epoch per graph call: it is so small that
+    Keras' Python overhead per step would otherwise be most of its training time (the weights
+    come out the same)."""
+    return math.ceil(count / batch_size)
+
+
+def train_head(
+    train: tf.data.Dataset,
+    val: tf.data.Dataset | None,
+    train_labels: np.ndarray,
+    width: int,
+    n_classes: int,
+    params: HeadParams,
+    seed: int,
+    callbacks: list[keras.callbacks.Callback],
+    extractor: keras.Model | None = None,
+) -> keras.Model:
+    """Fit a new head on (inputs, integer labels) batches; the callbacks decide when to stop.
+
+    The inputs are `width`-wide feature vectors, or, with a frozen `extractor`, the images it
+    turns into them. Seeds Python, NumPy, TensorFlow and Keras with `seed` first, so that the
+    head's initial weights and dropout follow from the seed alone, whichever the inputs.
+    """
+    keras.utils.set_random_seed(seed)
+    head = build_head(width, n_classes, params)
+    model = head if extractor is None else build_classifier(extractor, head)
+    compile_model(
+        model,
+        params.optimizer,
+        params.learning_rate,
+        params.label_smoothing,
+        steps_per_execution=steps_per_epoch(len(train_labels), params.batch_size),
+    )
+    weights = balanced_class_weights(train_labels, n_classes) if params.class_weights else None
+    model.fit(
+        with_one_hot(train, n_classes),
+        validation_data=None if val is None else with_one_hot(val, n_classes),
+        epochs=params.epochs,
+        class_weight=weights,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    return head
