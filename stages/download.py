@@ -17,9 +17,10 @@ def main() -> None:
     source = resolve_source(params.data.source, params.data.sha256, DOWNLOADS_DIR)
     with open_source(source) as listing, atomic_output(RAW_DIR) as raw_dir:
         raw_dir.mkdir()
-        report = import_images(listing, raw_dir, params.data.max_pixels)
-        write_skipped_report(raw_dir / SKIPPED_REPORT, report.skipped)
-    log.info(report.summary())
+        max_file_bytes = params.data.max_file_mb << 20
+        report = import_images(listing, raw_dir, params.data.max_pixels, max_file_bytes)
+    write_skipped_report(SKIPPED_REPORT, report.skipped)
+    log.info(report.summary(SKIPPED_REPORT))
 
 
 if __name__ == "__main__":

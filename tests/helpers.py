@@ -90,3 +90,21 @@ def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return np.load(scratch / "outputs.npy")
+
+
+# Runs one stage as a child and prints the child's peak resident memory in KiB.
+MEASURE_PEAK = """
+import resource, subprocess, sys
+result = subprocess.run([sys.executable, "-m", sys.argv[1]], capture_output=True, text=True)
+sys.stdout.write(result.stdout)
+sys.stderr.write(result.stderr)
+print(f"peak_kib={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+sys.exit(result.returncode)
+"""
+
+
+def run_stage_measured(module: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `python -m <module>` in `cwd`: (its result, its peak resident memory in MiB)."""
+    result = run_command([sys.executable, "-c", MEASURE_PEAK, module], cwd)
+    peak = int(result.stdout.rsplit("peak_kib=", 1)[1]) / 1024
+    return result, peak

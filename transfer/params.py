@@ -33,6 +33,7 @@ class DataParams:
     source: str
     sha256: str | None = None
     max_pixels: int = 50_000_000
+    max_file_mb: int = 100
 
     def __post_init__(self) -> None:
         _require(bool(self.source.strip()), "data.source", "a URL or a path", self.source)
@@ -41,6 +42,7 @@ class DataParams:
             is_hex = len(digits) == 64 and all(c in "0123456789abcdef" for c in digits)
             _require(is_hex, "data.sha256", "64 hex digits or null", self.sha256)
         _require(self.max_pixels > 0, "data.max_pixels", "positive", self.max_pixels)
+        _require(self.max_file_mb > 0, "data.max_file_mb", "positive", self.max_file_mb)
 
 
 @dataclass(frozen=True)

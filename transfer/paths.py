@@ -3,8 +3,8 @@
 from pathlib import Path
 
 DOWNLOADS_DIR = Path("data/downloads")  # downloaded archives, kept so a rerun does not download
-RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, plus SKIPPED_REPORT
-SKIPPED_REPORT = "skipped.csv"
+RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, and nothing else
+SKIPPED_REPORT = Path("reports/download/skipped.csv")  # outside RAW_DIR: no class collides
 SPLITS = ("train", "val", "test")
 SPLIT_DIR = Path("data/split")  # <split>.csv for each of SPLITS
 CACHE_DIR = Path("data/cache")  # <split>-NNNNN-of-NNNNN.tfrecord shards and META_FILE

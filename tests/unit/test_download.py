@@ -25,9 +25,12 @@ def jpeg_bytes(colour=(200, 10, 10)) -> bytes:
     return buffer.getvalue()
 
 
-def import_source(source: Path, out_dir: Path, max_pixels: int = 1_000_000):
+def import_source(
+    source: Path, out_dir: Path, max_pixels: int = 1_000_000, max_file_bytes: int = 1 << 20
+):
+    out_dir.mkdir(parents=True, exist_ok=True)
     with open_source(source) as listing:
-        return import_images(listing, out_dir, max_pixels)
+        return import_images(listing, out_dir, max_pixels, max_file_bytes)
 
 
 def kept_files(out_dir: Path) -> set[str]:
@@ -65,7 +68,7 @@ def test_messy_folder_keeps_good_images_and_reports_the_rest(tmp_path: Path) -> 
     assert reasons["empty_class/broken.jpg"] == "not an image (unrecognised data)"
     assert len(reasons) == 6
     assert report.ignored == 3  # .DS_Store, Thumbs.db, README.md
-    assert "kept 7 images in 3 classes" in report.summary()
+    assert "kept 7 images in 3 classes" in report.summary(Path("skipped.csv"))
 
 
 def test_single_top_folder_is_unwrapped(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""List the files of a local folder or archive, refusing archive entries that are unsafe."""
+"""List the files of a local folder or archive, refusing entries that are unsafe.
+
+Entries are opened, not read: `read_bounded` reads at most a given number of bytes, whatever
+size an archive declares.
+"""
 
 import stat
 import tarfile
@@ -8,12 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from transfer.errors import PipelineError
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
-# What Entry.read raises for a damaged archive member or an unreadable file.
+# What reading an entry raises for a damaged archive member or an unreadable file.
 READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
+CHUNK_BYTES = 1 << 20
+
+
+class TooLarge(Exception):
+    """An entry holds more bytes than the limit it was read with."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +31,27 @@ class Entry:
     """One regular file of a source, by its path components below the source's root."""
 
     parts: tuple[str, ...]
-    read: Callable[[], bytes]
+    open: Callable[[], BinaryIO]
 
 
 @dataclass
 class Listing:
-    """The files of a source, and the archive entries refused as unsafe with the reason."""
+    """The files of a source, and the entries refused as unsafe (name, reason)."""
 
     entries: list[Entry] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_bounded(entry: Entry, limit: int) -> bytes:
+    """The entry's bytes, read in chunks; TooLarge as soon as there are more than `limit`."""
+    chunks, total = [], 0
+    with entry.open() as file:
+        while chunk := file.read(min(CHUNK_BYTES, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise TooLarge
+    return b"".join(chunks)
 
 
 def _safe_parts(name: str) -> tuple[tuple[str, ...], str | None]:
@@ -53,10 +75,10 @@ def _list_tar(archive: tarfile.TarFile) -> Listing:
         elif member.isdev():
             unsafe = "device or special file"
         if unsafe:
-            listing.refused.append((member.name, unsafe))
+            listing.refused.append((member.name, f"unsafe archive entry: {unsafe}"))
         elif member.isfile():
-            read = archive.extractfile(member).read  # type: ignore[union-attr]
-            listing.entries.append(Entry(parts, read))
+            opener = lambda member=member: archive.extractfile(member)  # noqa: E731
+            listing.entries.append(Entry(parts, opener))
     return listing
 
 
@@ -70,17 +92,50 @@ def _list_zip(archive: zipfile.ZipFile) -> Listing:
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
             unsafe = "device or special file"
         if unsafe:
-            listing.refused.append((info.filename, unsafe))
+            listing.refused.append((info.filename, f"unsafe archive entry: {unsafe}"))
         elif not info.is_dir():
-            listing.entries.append(Entry(parts, lambda info=info: archive.read(info)))
+            listing.entries.append(Entry(parts, lambda info=info: archive.open(info)))
     return listing
 
 
 def _list_folder(root: Path) -> Listing:
+    """Every regular file below `root`, sorted by name at each level.
+
+    One rule for symbolic links, to files and folders alike: a link whose target lies inside
+    the source is followed; one that leaves it, is broken or loops is refused with the reason.
+    """
     listing = Listing()
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            listing.entries.append(Entry(path.relative_to(root).parts, path.read_bytes))
+    inside = root.resolve()
+
+    def refuse(parts: tuple[str, ...], reason: str) -> None:
+        listing.refused.append(("/".join(parts), reason))
+
+    def walk(folder: Path, parts: tuple[str, ...], ancestors: frozenset[Path]) -> None:
+        try:
+            children = sorted(folder.iterdir(), key=lambda path: path.name)
+        except OSError as error:
+            refuse(parts, f"cannot read folder ({error.strerror})")
+            return
+        for child in children:
+            child_parts = (*parts, child.name)
+            try:
+                target = child.resolve(strict=True)
+            except (OSError, RuntimeError):  # RuntimeError: a loop of links, on Python < 3.13
+                refuse(child_parts, "broken symbolic link or link loop")
+                continue
+            if child.is_symlink() and not target.is_relative_to(inside):
+                refuse(child_parts, "symbolic link to outside data.source")
+            elif target.is_dir():
+                if target in ancestors:
+                    refuse(child_parts, "symbolic link loop")
+                else:
+                    walk(child, child_parts, ancestors | {target})
+            elif target.is_file():
+                listing.entries.append(Entry(child_parts, lambda path=child: path.open("rb")))
+            else:
+                refuse(child_parts, "device or special file")
+
+    walk(root, (), frozenset({inside}))
     return listing
 
 
@@ -91,7 +146,7 @@ def is_archive(path: Path) -> bool:
 
 @contextmanager
 def open_source(path: Path) -> Iterator[Listing]:
-    """List a local folder or archive; the entries can be read until the block ends."""
+    """List a local folder or archive; the entries can be opened until the block ends."""
     if path.is_dir():
         yield _list_folder(path)
     elif not path.exists():

@@ -46,14 +46,27 @@ def resize_rgb(data: bytes, size: int, max_pixels: int) -> Image.Image:
     return decode_rgb(data, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height from the image's header, without decoding it; 0 if it has none."""
+    _use_only_the_max_pixels_param()
+    try:
+        with Image.open(BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # not an image: decode_rgb says why
+        return 0
+    return width * height
+
+
 def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
     """Fully decode an image to RGB with its EXIF orientation applied.
 
     Raises ImageRejected with a readable reason for empty, corrupt, truncated, unsupported or
-    oversized (decompression bomb) data.
+    oversized (decompression bomb) data. The size is checked against `max_pixels` (the
+    data.max_pixels param) from the header, before any pixel is decoded.
     """
     if not data:
         raise ImageRejected("empty file")
+    _use_only_the_max_pixels_param()
     try:
         with Image.open(BytesIO(data)) as image:
             if image.format not in FORMATS:
@@ -67,9 +80,14 @@ def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
             return _to_rgb(ImageOps.exif_transpose(image))
     except ImageRejected:
         raise
-    except Image.DecompressionBombError as error:
-        raise ImageRejected(f"too many pixels ({error})") from None
     except Image.UnidentifiedImageError:
         raise ImageRejected("not an image (unrecognised data)") from None
     except Exception as error:  # Pillow's decoders raise many types for corrupt data
         raise ImageRejected(f"corrupt or truncated ({error})") from None
+
+
+def _use_only_the_max_pixels_param() -> None:
+    # Pillow's own decompression-bomb limit (about 179 M pixels, checked when a file is
+    # opened) would override a higher data.max_pixels and name itself in the reason; the
+    # callers check the param instead.
+    Image.MAX_IMAGE_PIXELS = None

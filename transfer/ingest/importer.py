@@ -1,38 +1,55 @@
-"""Import a source's usable images into <out>/<class>/<image>, and report what was skipped."""
+"""Import a source's usable images into <out>/<class>/<image>, and report what was skipped.
 
+Memory is bounded by design: entries are read in chunks up to data.max_file_mb, at most that
+many bytes wait to be checked, and the images being decoded hold at most data.max_pixels
+pixels together, whatever the number of cores.
+"""
+
+import errno
 import logging
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import unicodedata
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
 
 from transfer.atomic import write_csv
 from transfer.errors import PipelineError
-from transfer.ingest.archives import READ_ERRORS, Entry, Listing, is_archive
+from transfer.ingest.archives import (
+    READ_ERRORS,
+    Entry,
+    Listing,
+    TooLarge,
+    is_archive,
+    read_bounded,
+)
 from transfer.ingest.fetch import check_sha256, download, is_url
-from transfer.ingest.image_files import ImageRejected, decode_rgb, has_image_extension, is_hidden
-from transfer.paths import SKIPPED_REPORT
+from transfer.ingest.image_files import (
+    ImageRejected,
+    declared_pixels,
+    decode_rgb,
+    has_image_extension,
+    is_hidden,
+)
 
 log = logging.getLogger(__name__)
-DECODE_CHUNK = 128  # images read ahead and checked in parallel; bounds memory
 
 
 @dataclass
 class ImportReport:
     """What happened to each file of the source."""
 
-    kept: Counter = field(default_factory=Counter)  # class name -> images kept
+    kept: Counter = field(default_factory=Counter)  # class name -> images written
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     ignored: int = 0  # hidden, system and stray files
 
-    def summary(self) -> str:
+    def summary(self, report_file: Path) -> str:
         classes = ", ".join(f"{name} {count}" for name, count in sorted(self.kept.items()))
         return (
             f"kept {sum(self.kept.values())} images in {len(self.kept)} classes ({classes}); "
-            f"skipped {len(self.skipped)} files (listed in {SKIPPED_REPORT}); "
+            f"skipped {len(self.skipped)} files (listed in {report_file}); "
             f"ignored {self.ignored} hidden or stray files"
         )
 
@@ -41,6 +58,12 @@ def resolve_source(source: str, sha256: str | None, downloads_dir: Path) -> Path
     """A local path for the source, downloading a URL first; archives are checksummed."""
     if is_url(source):
         return download(source, downloads_dir, sha256)
+    if "://" in source:
+        scheme = source.split("://", 1)[0]
+        raise PipelineError(
+            f"data.source {source}: the {scheme}:// scheme is not supported; "
+            "use an http(s) URL, a local archive or a local folder"
+        )
     path = Path(source).expanduser()
     if is_archive(path) and path.is_file():
         check_sha256(path, sha256, str(path))
@@ -64,6 +87,82 @@ def find_class_root(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
         root = (*root, only)
 
 
+def printable(parts: tuple[str, ...]) -> str:
+    """A path for the report; bytes that are not UTF-8 are shown as \\xNN escapes."""
+    name = "/".join(parts).encode("utf-8", "surrogateescape")
+    return name.decode("utf-8", "backslashreplace")
+
+
+def folds_case(directory: Path) -> bool:
+    """Whether the file system of `directory` treats names differing in case as one."""
+    probe = directory / ".CaseProbe"
+    probe.touch()
+    try:
+        return (directory / ".caseprobe").exists()
+    finally:
+        probe.unlink()
+
+
+class NameClaims:
+    """The names written so far, to refuse a later entry whose name collides with one:
+    the same path, equal after Unicode normalisation (or case folding, where the file system
+    folds case), or a file where a folder is needed, or the other way round."""
+
+    def __init__(self, fold_case: bool) -> None:
+        self.fold_case = fold_case
+        self.files: dict[tuple[str, ...], str] = {}  # key -> the file's name
+        self.folders: dict[tuple[str, ...], tuple[str, ...]] = {}  # key -> the folder's name
+
+    def _key(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        normal = tuple(unicodedata.normalize("NFC", part) for part in parts)
+        return tuple(part.casefold() for part in normal) if self.fold_case else normal
+
+    def claim(self, parts: tuple[str, ...]) -> str | None:
+        """Claim the name; if it collides, the reason, naming the entry that has it."""
+        key = self._key(parts)
+        if key in self.files:
+            return f"name collides with {self.files[key]}"
+        if key in self.folders:
+            return f"name collides with the folder {printable(self.folders[key])}"
+        for depth in range(1, len(key)):
+            if key[:depth] in self.files:
+                return f"its folder collides with the file {self.files[key[:depth]]}"
+            folder = self.folders.get(key[:depth], parts[:depth])
+            if folder != parts[:depth]:  # the same folder, spelled another way
+                return f"its folder collides with the folder {printable(folder)}"
+        self.files[key] = printable(parts)
+        for depth in range(1, len(key)):
+            self.folders.setdefault(key[:depth], parts[:depth])
+        return None
+
+
+def _name_problem(parts: tuple[str, ...]) -> str | None:
+    try:
+        "/".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not valid UTF-8"
+    return None
+
+
+def _write(out_dir: Path, parts: tuple[str, ...], data: bytes) -> str | None:
+    """Write out_dir/<parts>; the reason if the file system refuses the name."""
+    target = out_dir.joinpath(*parts)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as error:
+        for folder in target.parents:  # no empty class folder left behind
+            if folder == out_dir or any(folder.iterdir()):
+                break
+            folder.rmdir()
+        if error.errno == errno.ENAMETOOLONG:
+            return "name too long for the file system"
+        if error.errno in (errno.EILSEQ, errno.EINVAL):
+            return f"name not allowed by the file system ({error.strerror})"
+        raise PipelineError(f"cannot write {target} ({error.strerror})") from None
+    return None
+
+
 def _check(data: bytes, max_pixels: int) -> str | None:
     try:
         decode_rgb(data, max_pixels)
@@ -72,10 +171,25 @@ def _check(data: bytes, max_pixels: int) -> str | None:
     return None
 
 
-def import_images(listing: Listing, out_dir: Path, max_pixels: int) -> ImportReport:
-    """Write every usable image of `listing` to out_dir/<class>/...; report the rest."""
+@dataclass
+class _Pending:
+    parts: tuple[str, ...]
+    relative: tuple[str, ...]
+    data: bytes
+    pixels: int
+    check: Future
+
+
+def import_images(
+    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int
+) -> ImportReport:
+    """Write every usable image of `listing` to out_dir/<class>/...; report the rest.
+
+    Entries are taken in the listing's order; of two whose names collide, the first usable
+    one is kept.
+    """
     report = ImportReport()
-    report.skipped += [(name, f"unsafe archive entry: {why}") for name, why in listing.refused]
+    report.skipped += [(printable((name,)), reason) for name, reason in listing.refused]
     visible = [e for e in listing.entries if not any(is_hidden(p) for p in e.parts)]
     report.ignored = len(listing.entries) - len(visible)
     root = find_class_root([e.parts for e in visible])
@@ -86,33 +200,54 @@ def import_images(listing: Listing, out_dir: Path, max_pixels: int) -> ImportRep
             report.ignored += 1  # files beside the class folders
         elif not has_image_extension(relative[-1]):
             suffix = Path(relative[-1]).suffix or "no extension"
-            report.skipped.append(("/".join(entry.parts), f"not an image file ({suffix})"))
+            report.skipped.append((printable(entry.parts), f"not an image file ({suffix})"))
         else:
             candidates.append((relative, entry))
-    class_names = sorted({relative[0] for relative, _ in candidates})
-    pending = iter(candidates)
+    claims = NameClaims(folds_case(out_dir))
+    pending: deque[_Pending] = deque()
+    waiting_bytes = waiting_pixels = 0  # of the entries in `pending`
+
+    def finish_oldest() -> None:
+        nonlocal waiting_bytes, waiting_pixels
+        item = pending.popleft()
+        waiting_bytes -= len(item.data)
+        waiting_pixels -= item.pixels
+        reason = item.check.result() or claims.claim(item.relative)
+        reason = reason or _write(out_dir, item.relative, item.data)
+        if reason:
+            report.skipped.append((printable(item.parts), reason))
+        else:
+            report.kept[item.relative[0]] += 1
+        bar.update(1)
+
     with ThreadPoolExecutor() as pool, tqdm(total=len(candidates), desc="checking images") as bar:
-        while chunk := list(islice(pending, DECODE_CHUNK)):
-            readable = []
-            for relative, entry in chunk:
+        for relative, entry in candidates:
+            reason = _name_problem(entry.parts)
+            if reason is None:
                 try:
-                    readable.append((relative, entry, entry.read()))
+                    data = read_bounded(entry, max_file_bytes)
+                except TooLarge:
+                    reason = f"larger than data.max_file_mb={max_file_bytes >> 20}"
                 except READ_ERRORS as error:
-                    report.skipped.append(("/".join(entry.parts), f"cannot read ({error})"))
-            contents = [data for _, _, data in readable]
-            reasons = pool.map(_check, contents, [max_pixels] * len(readable))
-            for (relative, entry, data), reason in zip(readable, reasons, strict=True):
-                if reason:
-                    report.skipped.append(("/".join(entry.parts), reason))
-                    continue
-                target = out_dir.joinpath(*relative)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                report.kept[relative[0]] += 1
-            bar.update(len(chunk))
-    for name in class_names:
-        if not report.kept[name]:
-            log.warning("class folder %s has no usable image and is left out", name)
+                    reason = f"cannot read ({error})"
+            if reason:
+                report.skipped.append((printable(entry.parts), reason))
+                bar.update(1)
+                continue
+            pixels = declared_pixels(data)
+            pixels = pixels if pixels <= max_pixels else 0  # refused from its header, undecoded
+            while pending and (
+                waiting_bytes + len(data) > max_file_bytes or waiting_pixels + pixels > max_pixels
+            ):
+                finish_oldest()
+            waiting_bytes += len(data)
+            waiting_pixels += pixels
+            check = pool.submit(_check, data, max_pixels)
+            pending.append(_Pending(entry.parts, relative, data, pixels, check))
+        while pending:
+            finish_oldest()
+    for name in sorted({relative[0] for relative, _ in candidates} - set(report.kept)):
+        log.warning("class folder %s has no usable image and is left out", name)
     if len(report.kept) < 2:
         found = ", ".join(sorted(report.kept)) or "none"
         raise PipelineError(
@@ -122,5 +257,5 @@ def import_images(listing: Listing, out_dir: Path, max_pixels: int) -> ImportRep
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> None:
-    """skipped.csv: one row per file left out, with the reason, sorted by file."""
+    """One row per file left out, with the reason, sorted by file."""
     write_csv(path, ["file", "reason"], sorted(skipped))
