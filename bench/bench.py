@@ -23,8 +23,8 @@ import yaml
 
 from transfer.evaluation.metrics import classification_metrics
 from transfer.evaluation.predictions import predict_probabilities, read_images
-from transfer.features import extract_features, labels_file
-from transfer.inference import traced_call
+from transfer.features import labels_file
+from transfer.inference import extract_features, traced_call
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
 from transfer.models.files import load_model
 from transfer.params import load_params

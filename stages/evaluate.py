@@ -3,8 +3,9 @@
 import logging
 
 from transfer.atomic import atomic_output, write_json
+from transfer.audit.leaks import leaked_test_images
 from transfer.errors import run_main
-from transfer.evaluation.metrics import agreement_metrics, classification_metrics
+from transfer.evaluation.metrics import agreement_metrics, classification_metrics, leak_metrics
 from transfer.evaluation.predictions import classify_split, read_images
 from transfer.evaluation.reports import write_reports
 from transfer.export.serving import export_saved_model
@@ -19,6 +20,7 @@ from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
     CONFUSION_FILE,
+    DUPLICATES_FILE,
     EXPORT_DIR,
     EXTRACTOR_FILE,
     FEATURES_DIR,
@@ -61,6 +63,8 @@ def main() -> None:
         )
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
+        leaked = leaked_test_images(DUPLICATES_FILE)
+        metrics.update(leak_metrics(predicted, labels, paths, leaked))
         float_probabilities = tflite_predict(export_dir / TFLITE_FLOAT, images, batch_size)
         metrics["tflite_float"] = agreement_metrics(float_probabilities, labels, predicted)
         metrics["tflite_int8"] = agreement_metrics(int8_process.result(), labels, predicted)
@@ -84,6 +88,15 @@ def main() -> None:
         metrics["tflite_float"]["accuracy"],
         metrics["tflite_int8"]["accuracy"],
     )
+    leaked_count = metrics["test_images_with_train_duplicates"]
+    clean_accuracy = metrics["accuracy_without_train_duplicates"]
+    if leaked_count and clean_accuracy is not None:
+        log.info(
+            "%d test images have a near-duplicate in train (%s); without them, accuracy %.4f",
+            leaked_count,
+            DUPLICATES_FILE,
+            clean_accuracy,
+        )
 
 
 if __name__ == "__main__":

@@ -4,16 +4,16 @@ import logging
 
 import keras
 
-from transfer.atomic import atomic_output
+from transfer.atomic import atomic_output, write_json
 from transfer.errors import run_main
-from transfer.features import extract_features
-from transfer.inference import traced_call
+from transfer.features import paths_file
+from transfer.inference import extract_features, traced_call
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
 from transfer.params import load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, SPLITS
 from transfer.records.cache_meta import read_cache_meta
-from transfer.tfdata import make_dataset
+from transfer.tfdata import make_dataset, record_paths
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ def main() -> None:
         for split in SPLITS:
             count = meta.counts[split]
             log.info("extracting %s features of %d images", split, count)
-            dataset = make_dataset(meta.split_files(CACHE_DIR, split), params.backbone.batch_size)
+            files = meta.split_files(CACHE_DIR, split)
+            dataset = make_dataset(files, params.backbone.batch_size)
             extract_features(forward, width, dataset, count, features_dir, split)
+            write_json(paths_file(features_dir, split), record_paths(files))
     save_model(extractor, EXTRACTOR_FILE)
 
 

@@ -1,12 +1,9 @@
-"""The bottleneck feature files: `extract` writes them; later stages and the bench read them."""
+"""The bottleneck feature files that `extract` writes and later stages read (NumPy only)."""
 
-from collections.abc import Callable
+import json
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-
-from transfer.inference import memory_mapped, run_in_batches
 
 
 def features_file(features_dir: Path, split: str) -> Path:
@@ -19,28 +16,15 @@ def labels_file(features_dir: Path, split: str) -> Path:
     return features_dir / f"{split}_labels.npy"
 
 
+def paths_file(features_dir: Path, split: str) -> Path:
+    """The images' paths (`<class>/<file>`, a JSON list) in the same order."""
+    return features_dir / f"{split}_paths.json"
+
+
+def load_paths(features_dir: Path, split: str) -> list[str]:
+    return json.loads(paths_file(features_dir, split).read_text())
+
+
 def load_features(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The (features, integer labels) of one split."""
     return np.load(features_file(features_dir, split)), np.load(labels_file(features_dir, split))
-
-
-def extract_features(
-    forward: Callable[[tf.Tensor], tf.Tensor],
-    width: int,
-    dataset: tf.data.Dataset,
-    count: int,
-    out_dir: Path,
-    split: str,
-) -> None:
-    """Write `<split>.npy` (count x width, float32) and `<split>_labels.npy` batch by batch.
-
-    `forward` is the extractor's traced call, traced once for all splits; `dataset` gives
-    (pixels, labels) batches. The arrays are memory-mapped files, so memory does not grow
-    with the dataset.
-    """
-    files = [features_file(out_dir, split), labels_file(out_dir, split)]
-    rows = [((width,), np.float32), ((), np.int64)]
-    arrays = run_in_batches(forward, dataset, count, rows, memory_mapped(files))
-    for array in arrays:
-        array.flush()
-    del arrays  # close the memory maps before the directory is renamed

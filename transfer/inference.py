@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer.features import features_file, labels_file
+
 # Makes the array for output `index` (model outputs first, then what the batches carry along).
 Allocate = Callable[[int, tuple[int, ...], np.dtype], np.ndarray]
 
@@ -84,3 +86,25 @@ def predict_array(
     )
     rows = [((width,), np.float32)]
     return run_in_batches(forward, batches, len(inputs), rows, progress_bar=progress_bar)[0]
+
+
+def extract_features(
+    forward: Callable[[tf.Tensor], tf.Tensor],
+    width: int,
+    dataset: tf.data.Dataset,
+    count: int,
+    out_dir: Path,
+    split: str,
+) -> None:
+    """Write `<split>.npy` (count x width, float32) and `<split>_labels.npy` batch by batch.
+
+    `forward` is the extractor's traced call, traced once for all splits; `dataset` gives
+    (pixels, labels) batches. The arrays are memory-mapped files, so memory does not grow
+    with the dataset.
+    """
+    files = [features_file(out_dir, split), labels_file(out_dir, split)]
+    rows = [((width,), np.float32), ((), np.int64)]
+    arrays = run_in_batches(forward, dataset, count, rows, memory_mapped(files))
+    for array in arrays:
+        array.flush()
+    del arrays  # close the memory maps before the directory is renamed

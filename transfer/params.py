@@ -157,6 +157,21 @@ class FinetuneParams:
 
 
 @dataclass(frozen=True)
+class AuditParams:
+    duplicate_similarity: float = 0.95
+    folds: int = 5
+    l2: float = 0.1
+    picture_items: int = 24
+
+    def __post_init__(self) -> None:
+        similarity = self.duplicate_similarity
+        _require(0 < similarity <= 1, "audit.duplicate_similarity", "in (0, 1]", similarity)
+        _require(self.folds >= 2, "audit.folds", "at least 2", self.folds)
+        _require(self.l2 > 0, "audit.l2", "positive", self.l2)
+        _require(self.picture_items >= 1, "audit.picture_items", "at least 1", self.picture_items)
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = 32
     top_k: int = 3
@@ -193,6 +208,7 @@ class Params:
     backbone: BackboneParams = field(default_factory=BackboneParams)
     head: HeadParams = field(default_factory=HeadParams)
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    audit: AuditParams = field(default_factory=AuditParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
     def __post_init__(self) -> None:

@@ -20,3 +20,5 @@ METRICS_FILE = Path("reports/metrics.json")
 CONFUSION_FILE = Path("reports/confusion.csv")
 PREDICTIONS_FILE = Path("reports/predictions.csv")
 GRID_FILE = Path("reports/predictions.png")
+AUDIT_DIR = Path("reports/audit")  # duplicates.csv, suspects.csv, metrics.json, *.png
+DUPLICATES_FILE = AUDIT_DIR / "duplicates.csv"

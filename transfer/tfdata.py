@@ -26,6 +26,25 @@ def build_augmentation(params: AugmentParams, seed: int) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
+def read_records(files: list[Path]) -> tf.data.Dataset:
+    """The serialized records of the shards, interleaved in the order every unshuffled output
+    (features, predictions, record_paths) follows."""
+    # A fixed number of parallel reads, not AUTOTUNE (the core count): the interleaved order
+    # must be the same on every machine.
+    return tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=PARALLEL_READS)
+
+
+def record_paths(files: list[Path]) -> list[str]:
+    """The images' paths (`<class>/<file>`) in the order of make_dataset without a shuffle,
+    read without decoding any image."""
+    names = read_records(files).map(
+        lambda serialized: parse_example(serialized)[FILENAME],
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return [name.decode() for name in names.as_numpy_iterator()]
+
+
 def make_dataset(
     files: list[Path],
     batch_size: int,
@@ -40,9 +59,7 @@ def make_dataset(
     Without `shuffle_seed` the order is the same on every run. The shuffle buffer holds
     serialized records, `shuffle_buffer` of them.
     """
-    # A fixed number of parallel reads, not AUTOTUNE (the core count): the interleaved order,
-    # and so every unshuffled output, must be the same on every machine.
-    dataset = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=PARALLEL_READS)
+    dataset = read_records(files)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
 

@@ -31,7 +31,9 @@ from transfer.records.cache_meta import read_cache_meta
 from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
 
 pytestmark = pytest.mark.e2e
-ALL_STAGES = {"download", "split", "cache", "extract", "train_head", "finetune", "evaluate"}
+ALL_STAGES = {
+    "download", "split", "cache", "extract", "audit", "train_head", "finetune", "evaluate",
+}  # fmt: skip
 UNFREEZE = 20
 
 
@@ -74,6 +76,21 @@ def test_head_param_reruns_only_head_finetune_evaluate(repo: Path) -> None:
     result = dvc(repo, "repro")
     assert stages_run(result.stdout) == {"train_head", "finetune", "evaluate"}
     commit(repo, "head dropout 0.3")
+
+
+def test_an_audit_param_reruns_only_the_audit(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["audit"]["folds"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc(repo, "repro")
+    # duplicates.csv, which evaluate reads, comes out the same: evaluate does not rerun.
+    assert stages_run(result.stdout) == {"audit"}
+    metrics = json.loads((repo / "reports/audit/metrics.json").read_text())
+    assert set(metrics) == {
+        "duplicate_pairs", "cross_split_duplicate_pairs", "suspected_label_errors",
+        "out_of_fold_accuracy",
+    }  # fmt: skip
+    commit(repo, "audit folds 3")
 
 
 def test_exp_run_unfreeze_trains_exactly_the_top_layers(repo: Path, tmp_path: Path) -> None:
@@ -182,6 +199,11 @@ def test_metrics_match_a_hand_computation_on_the_predictions(repo: Path) -> None
     assert metrics["top_3_accuracy"] == 1.0  # k is capped at the 3 classes
     assert metrics["loss"] > 0
     assert metrics["tflite_float"]["agreement"] == 1.0
+    # Random features at 32 px make every image a near-duplicate of every other, so the test
+    # images that leak from train are counted, and the accuracy without them is computed.
+    leaked = metrics["test_images_with_train_duplicates"]
+    assert 0 < leaked <= len(rows)
+    assert (metrics["accuracy_without_train_duplicates"] is None) == (leaked == len(rows))
     assert set(metrics["tflite_int8"]) == {"accuracy", "agreement"}
     assert (repo / "models/export/labels.txt").read_text() == "cat\ndog\nfox\n"
     assert (repo / "models/export/saved_model/saved_model.pb").exists()

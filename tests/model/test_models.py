@@ -11,8 +11,7 @@ import tensorflow as tf
 
 from tests.helpers import predict_with_plain_keras
 from transfer.errors import PipelineError
-from transfer.features import extract_features
-from transfer.inference import traced_call
+from transfer.inference import extract_features, traced_call
 from transfer.models.backbones import BACKBONES
 from transfer.models.cut import split_at_cut
 from transfer.models.factories import (

@@ -45,3 +45,16 @@ def agreement_metrics(
         "accuracy": float(np.mean(predicted == labels)),
         "agreement": float(np.mean(predicted == reference)),
     }
+
+
+def leak_metrics(
+    predicted: np.ndarray, labels: np.ndarray, paths: list[str], leaked: set[str]
+) -> dict[str, float | int | None]:
+    """Accuracy without the test images that have a near-duplicate in training: a leak shows
+    as a gap between it and the accuracy on every test image."""
+    clean = np.array([path not in leaked for path in paths], dtype=bool)
+    accuracy = float(np.mean(predicted[clean] == labels[clean])) if clean.any() else None
+    return {
+        "test_images_with_train_duplicates": int(len(paths) - clean.sum()),
+        "accuracy_without_train_duplicates": accuracy,
+    }

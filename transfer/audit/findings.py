@@ -1,0 +1,109 @@
+"""The audit of every image of a split dataset: which ones are near-duplicates of each other,
+which ones look filed in the wrong class, and the files that say so."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from transfer.atomic import write_csv, write_json
+from transfer.audit.duplicates import near_duplicate_pairs
+from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
+from transfer.audit.pictures import draw_duplicates, draw_suspects
+from transfer.errors import PipelineError
+from transfer.features import load_features, load_paths
+from transfer.splitting import hash_position
+
+DuplicateRow = tuple[str, str, float, str, str]  # image_a, image_b, similarity, split_a, split_b
+SuspectRow = tuple[str, str, str, str, float]  # image, split, label, suggested, score
+
+
+@dataclass(frozen=True)
+class AuditedImages:
+    """Every image of every split, in one order: features, integer labels, paths, splits."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    splits: list[str]
+
+
+def load_audited_images(features_dir: Path, splits: tuple[str, ...]) -> AuditedImages:
+    """The features, labels and paths of every image of the splits, one split after another."""
+    features, labels, paths, names = [], [], [], []
+    for split in splits:
+        split_features, split_labels = load_features(features_dir, split)
+        split_paths = load_paths(features_dir, split)
+        if len(split_paths) != len(split_labels):
+            raise PipelineError(f"{features_dir}: the {split} files disagree; run `dvc repro`")
+        features.append(split_features)
+        labels.append(split_labels)
+        paths += split_paths
+        names += [split] * len(split_paths)
+    return AuditedImages(np.concatenate(features), np.concatenate(labels), paths, names)
+
+
+def find_duplicates(images: AuditedImages, threshold: float) -> list[DuplicateRow]:
+    """Near-duplicate pairs, most similar first; each tells the splits of its two images."""
+    return [
+        (
+            images.paths[i],
+            images.paths[j],
+            round(similarity, 6),
+            images.splits[i],
+            images.splits[j],
+        )
+        for i, j, similarity in near_duplicate_pairs(images.features, threshold)
+    ]
+
+
+def find_suspects(
+    images: AuditedImages, classes: tuple[str, ...], folds: int, l2: float, seed: int
+) -> tuple[list[SuspectRow], float]:
+    """Likely label errors, most suspicious first, with the class the model suggests; and the
+    out-of-fold accuracy, which says how far to trust the suggestions. The folds come from a
+    hash of each path, so adding images moves no other image's fold."""
+    positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
+    probabilities = out_of_fold_probabilities(
+        images.features, images.labels, fold_of(positions, folds), len(classes), l2
+    )
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == images.labels))
+    rows = [
+        (
+            images.paths[index],
+            images.splits[index],
+            classes[images.labels[index]],
+            classes[suggested],
+            round(score, 6),
+        )
+        for index, suggested, score in label_issues(probabilities, images.labels)
+    ]
+    return rows, accuracy
+
+
+def write_findings(
+    out_dir: Path,
+    raw_dir: Path,
+    duplicates: list[DuplicateRow],
+    suspects: list[SuspectRow],
+    out_of_fold_accuracy: float,
+    picture_items: int,
+) -> dict[str, float]:
+    """duplicates.csv, suspects.csv, metrics.json and the two pictures; returns the counts."""
+    duplicate_columns = ["image_a", "image_b", "similarity", "split_a", "split_b"]
+    write_csv(out_dir / "duplicates.csv", duplicate_columns, duplicates)
+    write_csv(
+        out_dir / "suspects.csv", ["image", "split", "label", "suggested", "score"], suspects
+    )
+    counts = {
+        "duplicate_pairs": len(duplicates),
+        "cross_split_duplicate_pairs": sum(a != b for _, _, _, a, b in duplicates),
+        "suspected_label_errors": len(suspects),
+        "out_of_fold_accuracy": round(out_of_fold_accuracy, 6),
+    }
+    write_json(out_dir / "metrics.json", counts)
+    shown = [(path, label, suggested, score) for path, _, label, suggested, score in suspects]
+    draw_suspects(raw_dir, shown[:picture_items]).save(out_dir / "suspects.png", format="PNG")
+    pictured = duplicates[:picture_items]
+    draw_duplicates(raw_dir, pictured).save(out_dir / "duplicates.png", format="PNG")
+    return counts

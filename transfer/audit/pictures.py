@@ -1,0 +1,52 @@
+"""Pictures of the audit's findings a person can scan: suspects, and duplicate pairs."""
+
+from pathlib import Path
+
+from PIL import Image
+
+from transfer.ingest.image_files import decode_rgb
+from transfer.pictures import contact_sheet
+
+SUSPECT = (220, 120, 0)
+DUPLICATE = (140, 40, 180)
+LEAK = (220, 30, 30)
+UNLIMITED_PIXELS = 2**62  # `download` already skipped the images over data.max_pixels
+
+
+def _open(raw_dir: Path, path: str) -> Image.Image:
+    return decode_rgb((raw_dir / path).read_bytes(), UNLIMITED_PIXELS)
+
+
+def _short(path: str, width: int = 24) -> str:
+    """The path, its middle cut to fit a tile; the class folder stays readable."""
+    if len(path) <= width:
+        return path
+    folder = path.split("/")[0][: width // 2]
+    return f"{folder}/...{path[-(width - len(folder) - 4) :]}"
+
+
+def draw_suspects(raw_dir: Path, suspects: list[tuple[str, str, str, float]]) -> Image.Image:
+    """(path, label, suggested, score) rows: each image with its folder, the probability the
+    out-of-fold model gives that class, and the class it suggests."""
+    tiles = [
+        (
+            _open(raw_dir, path),
+            f"filed: {label} ({1 - score:.0%})\nlooks like: {suggested}",
+            SUSPECT,
+        )
+        for path, label, suggested, score in suspects
+    ]
+    return contact_sheet(tiles)
+
+
+def draw_duplicates(raw_dir: Path, pairs: list[tuple[str, str, float, str, str]]) -> Image.Image:
+    """(image_a, image_b, similarity, split_a, split_b) rows: a pair per row, side by side;
+    red when the pair crosses splits (a leak), purple within one."""
+    tiles = []
+    for image_a, image_b, similarity, split_a, split_b in pairs:
+        colour = LEAK if split_a != split_b else DUPLICATE
+        tiles.append(
+            (_open(raw_dir, image_a), f"{split_a} {similarity:.3f}\n{_short(image_a)}", colour)
+        )
+        tiles.append((_open(raw_dir, image_b), f"{split_b}\n{_short(image_b)}", colour))
+    return contact_sheet(tiles, columns=2)

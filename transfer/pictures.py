@@ -1,0 +1,24 @@
+"""Contact sheets: image tiles with coloured outlines and captions, drawn with Pillow."""
+
+import math
+
+from PIL import Image, ImageDraw
+
+TILE = 160
+CAPTION = 34
+Tile = tuple[Image.Image, str, tuple[int, int, int]]  # image, caption, outline colour
+
+
+def contact_sheet(tiles: list[Tile], columns: int | None = None) -> Image.Image:
+    """The tiles in rows of `columns` (default: a square grid), each outlined in its colour
+    with its caption below. An empty list gives one blank tile."""
+    columns = columns or max(1, math.ceil(math.sqrt(len(tiles))))
+    rows = max(1, math.ceil(len(tiles) / columns))
+    sheet = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for slot, (image, caption, colour) in enumerate(tiles):
+        left, top = (slot % columns) * TILE, (slot // columns) * (TILE + CAPTION)
+        draw.rectangle([left, top, left + TILE - 1, top + TILE - 1], outline=colour, width=2)
+        sheet.paste(image.resize((TILE - 4, TILE - 4)), (left + 2, top + 2))
+        draw.multiline_text((left + 4, top + TILE + 2), caption, fill=colour)
+    return sheet
