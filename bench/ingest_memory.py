@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="ingest-memory-"))
+    work.mkdir(parents=True, exist_ok=True)
     sources = {
         "1 GiB zero-filled zip member": zero_member_zip(work / "zeros.zip"),
         "twelve 7000x7000 PNGs": big_pngs(work / "pngs"),
