@@ -22,7 +22,6 @@ def main() -> None:
     classes = read_cache_meta(CACHE_DIR).classes
     images = load_audited_images(FEATURES_DIR, SPLITS)
     duplicates = find_duplicates(images, params.audit.duplicate_similarity)
-    log.info("%d near-duplicate pairs; checking %d labels", len(duplicates), len(images.paths))
     suspects, accuracy = find_suspects(
         images, classes, params.audit.folds, params.audit.l2, params.seed
     )

@@ -165,7 +165,8 @@ class AuditParams:
 
     def __post_init__(self) -> None:
         similarity = self.duplicate_similarity
-        _require(0 < similarity <= 1, "audit.duplicate_similarity", "in (0, 1]", similarity)
+        # Below about 0.8 most photos of a class pair up: a list too long to read.
+        _require(0.8 <= similarity <= 1, "audit.duplicate_similarity", "in [0.8, 1]", similarity)
         _require(self.folds >= 2, "audit.folds", "at least 2", self.folds)
         _require(self.l2 > 0, "audit.l2", "positive", self.l2)
         _require(self.picture_items >= 1, "audit.picture_items", "at least 1", self.picture_items)

@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
+    if args.top_k < 1:
+        raise PipelineError(f"--top-k must be at least 1, got {args.top_k}")
     for required in (args.model, args.labels):
         if not required.is_file():
             raise PipelineError(f"{required} not found; run `dvc repro` first")

@@ -268,3 +268,36 @@ def test_data_sha256_checks_a_local_archive_too(tmp_path: Path) -> None:
         archive.writestr("cat/a.jpg", jpeg())
     with pytest.raises(PipelineError, match=r"^checksum mismatch for .*photos.zip: data.sha256"):
         resolve_source(str(path), "0" * 64, tmp_path)
+
+
+def test_zip_names_encrypted_members_and_long_folders_are_skipped_with_reasons(
+    tmp_path: Path,
+) -> None:
+    """zipfile reads a name without the UTF-8 flag as cp437; its bytes are taken as UTF-8
+    instead, as for tar. An encrypted member and a class folder name too long for the file
+    system are skipped, not a traceback."""
+    path = tmp_path / "photos.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in GOOD:
+            archive.writestr(name, jpeg())
+        archive.writestr("cat/XY.jpg", jpeg())  # renamed below to UTF-8 bytes, without the flag
+        archive.writestr("cat/QQ.jpg", jpeg())  # renamed below to bytes that are not UTF-8
+        archive.writestr("dog/locked.jpg", jpeg())  # flagged as encrypted below
+        archive.writestr("y" * 300 + "/a.jpg", jpeg())
+    contents = bytearray(path.read_bytes())
+    local, central = (i for i in range(len(contents)) if contents.startswith(b"dog/locked", i))
+    contents[local - 30 + 6] |= 0x1  # the flags of the local header, then of the directory
+    contents[central - 46 + 8] |= 0x1
+    contents = bytes(contents).replace(b"cat/XY.jpg", "cat/é.jpg".encode())
+    path.write_bytes(contents.replace(b"cat/QQ.jpg", b"cat/\xff\xfe.jpg"))
+    directory = project(tmp_path, path)
+    result, _ = run_stage_measured("stages.download", directory)
+    assert_clean_run(result, directory)
+    assert files_on_disk(directory / "data/raw") == {*GOOD, "cat/é.jpg"}
+    reasons = skipped_rows(directory)
+    assert reasons["cat/\\xff\\xfe.jpg"] == "name is not valid UTF-8"
+    assert reasons["dog/locked.jpg"] == "encrypted archive entry (no password is asked)"
+    assert reasons["y" * 300 + "/a.jpg"] == "name too long for the file system"
+    assert sorted(p.name for p in (directory / "data/raw").iterdir()) == sorted(
+        {name.split("/")[0] for name in GOOD}
+    )  # no folder left behind by the long name

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-BLOCK_ROWS = 512  # rows compared with all others at once: memory is BLOCK_ROWS x N floats
+BLOCK_ROWS = 512  # rows compared with all others at once
+MAX_PARTNERS = 20  # near-duplicates kept per image, the most similar: bounds the pairs too
 
 
 def unit_rows(features: np.ndarray) -> np.ndarray:
@@ -12,19 +13,28 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
 
 
 def near_duplicate_pairs(
-    features: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS
+    features: np.ndarray,
+    threshold: float,
+    block_rows: int = BLOCK_ROWS,
+    max_partners: int = MAX_PARTNERS,
 ) -> list[tuple[int, int, float]]:
-    """(i, j, cosine similarity) for every pair i < j at or above `threshold`, most similar
-    first (ties by index). Compared a block of rows at a time, so memory stays bounded by
-    `block_rows` x N whatever the number of images."""
+    """(i, j, cosine similarity) of the pairs i < j at or above `threshold`, most similar
+    first (ties by index); of each image's later partners, the `max_partners` most similar.
+
+    Compared a block of rows at a time, so the similarities in memory are `block_rows` x N
+    and the pairs at most `max_partners` x N, whatever the threshold.
+    """
     unit = unit_rows(features)
     pairs: list[tuple[int, int, float]] = []
     for start in range(0, len(unit), block_rows):
         block = unit[start : start + block_rows]
-        similarity = block @ unit[start:].T  # only j >= i: each pair once
-        rows, columns = np.nonzero(similarity >= threshold)
-        for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-            i, j = start + row, start + column
-            if j > i:
-                pairs.append((i, j, float(similarity[row, column])))
+        similarity = block @ unit[start:].T  # column c is image start + c: pairs with j >= i
+        for row, similarities in enumerate(similarity):
+            similarities[: row + 1] = -np.inf  # j > i only: each pair once
+            columns = np.flatnonzero(similarities >= threshold)
+            if len(columns) > max_partners:
+                order = np.argsort(-similarities[columns], kind="stable")
+                columns = np.sort(columns[order[:max_partners]])
+            i = start + row
+            pairs += [(i, start + int(c), float(similarities[c])) for c in columns]
     return sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1]))

@@ -9,12 +9,12 @@ import numpy as np
 from transfer.atomic import write_csv, write_json
 from transfer.audit.duplicates import near_duplicate_pairs
 from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
+from transfer.audit.leaks import DUPLICATE_COLUMNS, DuplicateRow
 from transfer.audit.pictures import draw_duplicates, draw_suspects
 from transfer.errors import PipelineError
 from transfer.features import load_features, load_paths
 from transfer.splitting import hash_position
 
-DuplicateRow = tuple[str, str, float, str, str]  # image_a, image_b, similarity, split_a, split_b
 SuspectRow = tuple[str, str, str, str, float]  # image, split, label, suggested, score
 
 
@@ -88,10 +88,9 @@ def write_findings(
     suspects: list[SuspectRow],
     out_of_fold_accuracy: float,
     picture_items: int,
-) -> dict[str, float]:
+) -> dict[str, int | float]:
     """duplicates.csv, suspects.csv, metrics.json and the two pictures; returns the counts."""
-    duplicate_columns = ["image_a", "image_b", "similarity", "split_a", "split_b"]
-    write_csv(out_dir / "duplicates.csv", duplicate_columns, duplicates)
+    write_csv(out_dir / "duplicates.csv", DUPLICATE_COLUMNS, duplicates)
     write_csv(
         out_dir / "suspects.csv", ["image", "split", "label", "suggested", "score"], suspects
     )

@@ -1,7 +1,12 @@
-"""Leaks from the audit's duplicates.csv: test images with a near-duplicate in training."""
+"""The audit's duplicates.csv rows, and the leaks read from it: test images with a
+near-duplicate in training. Kept apart from the audit's other modules, so that `evaluate`
+depends on this one file only."""
 
 import csv
 from pathlib import Path
+
+DUPLICATE_COLUMNS = ["image_a", "image_b", "similarity", "split_a", "split_b"]
+DuplicateRow = tuple[str, str, float, str, str]  # in DUPLICATE_COLUMNS' order
 
 
 def leaked_test_images(duplicates_file: Path) -> set[str]:

@@ -4,17 +4,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from transfer.ingest.image_files import decode_rgb
-from transfer.pictures import contact_sheet
+from transfer.audit.leaks import DuplicateRow
+from transfer.ingest.image_files import NO_PIXEL_LIMIT, decode_rgb
+from transfer.pictures import TILE, contact_sheet
 
 SUSPECT = (220, 120, 0)
 DUPLICATE = (140, 40, 180)
 LEAK = (220, 30, 30)
-UNLIMITED_PIXELS = 2**62  # `download` already skipped the images over data.max_pixels
 
 
 def _open(raw_dir: Path, path: str) -> Image.Image:
-    return decode_rgb((raw_dir / path).read_bytes(), UNLIMITED_PIXELS)
+    """The image at tile size: only one photo is held at full size, and only while shrunk."""
+    return decode_rgb((raw_dir / path).read_bytes(), NO_PIXEL_LIMIT).resize((TILE, TILE))
 
 
 def _short(path: str, width: int = 24) -> str:
@@ -39,7 +40,7 @@ def draw_suspects(raw_dir: Path, suspects: list[tuple[str, str, str, float]]) ->
     return contact_sheet(tiles)
 
 
-def draw_duplicates(raw_dir: Path, pairs: list[tuple[str, str, float, str, str]]) -> Image.Image:
+def draw_duplicates(raw_dir: Path, pairs: list[DuplicateRow]) -> Image.Image:
     """(image_a, image_b, similarity, split_a, split_b) rows: a pair per row, side by side;
     red when the pair crosses splits (a leak), purple within one."""
     tiles = []

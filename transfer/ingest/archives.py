@@ -15,11 +15,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from transfer.errors import PipelineError
+from transfer.ingest.fetch import CHUNK_BYTES
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
-# What reading an entry raises for a damaged archive member or an unreadable file.
-READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error)
-CHUNK_BYTES = 1 << 20
+ZIP_UTF8_FLAG = 0x800  # general purpose bit 11: the name is UTF-8
+ZIP_ENCRYPTED_FLAG = 0x1  # general purpose bit 0
+# What reading an entry raises for a damaged archive member or an unreadable file;
+# zipfile raises RuntimeError for an encrypted member and NotImplementedError for a
+# compression method it lacks (Deflate64, say).
+READ_ERRORS = (
+    OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, RuntimeError,
+    NotImplementedError,
+)  # fmt: skip
 
 
 class TooLarge(Exception):
@@ -42,16 +49,16 @@ class Listing:
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
-def read_bounded(entry: Entry, limit: int) -> bytes:
-    """The entry's bytes, read in chunks; TooLarge as soon as there are more than `limit`."""
-    chunks, total = [], 0
+def read_bounded(entry: Entry, limit: int) -> bytearray:
+    """The entry's bytes, read in chunks into one buffer (no second copy); TooLarge as soon
+    as there are more than `limit`."""
+    data = bytearray()
     with entry.open() as file:
-        while chunk := file.read(min(CHUNK_BYTES, limit + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
+        while chunk := file.read(min(CHUNK_BYTES, limit + 1 - len(data))):
+            data += chunk
+            if len(data) > limit:
                 raise TooLarge
-    return b"".join(chunks)
+    return data
 
 
 def _safe_parts(name: str) -> tuple[tuple[str, ...], str | None]:
@@ -85,14 +92,22 @@ def _list_tar(archive: tarfile.TarFile) -> Listing:
 def _list_zip(archive: zipfile.ZipFile) -> Listing:
     listing = Listing()
     for info in archive.infolist():
-        parts, unsafe = _safe_parts(info.filename)
+        name = info.filename
+        if not info.flag_bits & ZIP_UTF8_FLAG:
+            # zipfile decodes such names as cp437, which turns UTF-8 names (many tools write
+            # them without the flag) into mojibake; take the bytes as UTF-8, as for tar, so
+            # that names in another encoding are skipped as not valid UTF-8.
+            name = name.encode("cp437").decode("utf-8", "surrogateescape")
+        parts, unsafe = _safe_parts(name)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             unsafe = "symbolic link"
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
             unsafe = "device or special file"
         if unsafe:
-            listing.refused.append((info.filename, f"unsafe archive entry: {unsafe}"))
+            listing.refused.append((name, f"unsafe archive entry: {unsafe}"))
+        elif info.flag_bits & ZIP_ENCRYPTED_FLAG:
+            listing.refused.append((name, "encrypted archive entry (no password is asked)"))
         elif not info.is_dir():
             listing.entries.append(Entry(parts, lambda info=info: archive.open(info)))
     return listing
@@ -167,5 +182,6 @@ def open_source(path: Path) -> Iterator[Listing]:
             yield listing
     else:
         raise PipelineError(
-            f"data.source {path} is neither a folder nor a .tgz/.tar.gz/.tar/.zip archive"
+            f"data.source {path} is neither a folder nor a "
+            f"{'/'.join((*TAR_SUFFIXES, '.zip'))} archive"
         )

@@ -9,6 +9,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP"})
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+NO_PIXEL_LIMIT = 2**62  # for files `download` kept, which it checked against data.max_pixels
 
 
 class ImageRejected(Exception):

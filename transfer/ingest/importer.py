@@ -1,8 +1,9 @@
 """Import a source's usable images into <out>/<class>/<image>, and report what was skipped.
 
 Memory is bounded by design: entries are read in chunks up to data.max_file_mb, at most that
-many bytes wait to be checked, and the images being decoded hold at most data.max_pixels
-pixels together, whatever the number of cores.
+many bytes wait to be checked beside the entry being read (so twice data.max_file_mb in all),
+and the images being decoded hold at most data.max_pixels pixels together, whatever the
+number of cores.
 """
 
 import errno
@@ -10,6 +11,7 @@ import logging
 import unicodedata
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from transfer.ingest.image_files import (
 )
 
 log = logging.getLogger(__name__)
+MAX_PENDING = 64  # entries read ahead at most, however small: bounds the queue too
 
 
 @dataclass
@@ -117,8 +120,8 @@ class NameClaims:
         normal = tuple(unicodedata.normalize("NFC", part) for part in parts)
         return tuple(part.casefold() for part in normal) if self.fold_case else normal
 
-    def claim(self, parts: tuple[str, ...]) -> str | None:
-        """Claim the name; if it collides, the reason, naming the entry that has it."""
+    def collision(self, parts: tuple[str, ...]) -> str | None:
+        """Why the name collides with one already written (naming it), or None."""
         key = self._key(parts)
         if key in self.files:
             return f"name collides with {self.files[key]}"
@@ -130,10 +133,14 @@ class NameClaims:
             folder = self.folders.get(key[:depth], parts[:depth])
             if folder != parts[:depth]:  # the same folder, spelled another way
                 return f"its folder collides with the folder {printable(folder)}"
+        return None
+
+    def add(self, parts: tuple[str, ...]) -> None:
+        """Record a name that was written."""
+        key = self._key(parts)
         self.files[key] = printable(parts)
         for depth in range(1, len(key)):
             self.folders.setdefault(key[:depth], parts[:depth])
-        return None
 
 
 def _name_problem(parts: tuple[str, ...]) -> str | None:
@@ -144,7 +151,7 @@ def _name_problem(parts: tuple[str, ...]) -> str | None:
     return None
 
 
-def _write(out_dir: Path, parts: tuple[str, ...], data: bytes) -> str | None:
+def _write(out_dir: Path, parts: tuple[str, ...], data: bytearray) -> str | None:
     """Write out_dir/<parts>; the reason if the file system refuses the name."""
     target = out_dir.joinpath(*parts)
     try:
@@ -152,9 +159,10 @@ def _write(out_dir: Path, parts: tuple[str, ...], data: bytes) -> str | None:
         target.write_bytes(data)
     except OSError as error:
         for folder in target.parents:  # no empty class folder left behind
-            if folder == out_dir or any(folder.iterdir()):
+            if folder == out_dir:
                 break
-            folder.rmdir()
+            with suppress(OSError):  # not there, or not empty: rmdir removes only empty ones
+                folder.rmdir()
         if error.errno == errno.ENAMETOOLONG:
             return "name too long for the file system"
         if error.errno in (errno.EILSEQ, errno.EINVAL):
@@ -163,7 +171,7 @@ def _write(out_dir: Path, parts: tuple[str, ...], data: bytes) -> str | None:
     return None
 
 
-def _check(data: bytes, max_pixels: int) -> str | None:
+def _check(data: bytearray, max_pixels: int) -> str | None:
     try:
         decode_rgb(data, max_pixels)
     except ImageRejected as reason:
@@ -175,7 +183,7 @@ def _check(data: bytes, max_pixels: int) -> str | None:
 class _Pending:
     parts: tuple[str, ...]
     relative: tuple[str, ...]
-    data: bytes
+    data: bytearray
     pixels: int
     check: Future
 
@@ -212,11 +220,12 @@ def import_images(
         item = pending.popleft()
         waiting_bytes -= len(item.data)
         waiting_pixels -= item.pixels
-        reason = item.check.result() or claims.claim(item.relative)
+        reason = item.check.result() or claims.collision(item.relative)
         reason = reason or _write(out_dir, item.relative, item.data)
         if reason:
             report.skipped.append((printable(item.parts), reason))
         else:
+            claims.add(item.relative)
             report.kept[item.relative[0]] += 1
         bar.update(1)
 
@@ -237,7 +246,9 @@ def import_images(
             pixels = declared_pixels(data)
             pixels = pixels if pixels <= max_pixels else 0  # refused from its header, undecoded
             while pending and (
-                waiting_bytes + len(data) > max_file_bytes or waiting_pixels + pixels > max_pixels
+                waiting_bytes + len(data) > max_file_bytes
+                or waiting_pixels + pixels > max_pixels
+                or len(pending) >= MAX_PENDING
             ):
                 finish_oldest()
             waiting_bytes += len(data)

@@ -7,16 +7,15 @@ from itertools import islice
 from pathlib import Path
 
 from transfer.errors import PipelineError
-from transfer.ingest.image_files import ImageRejected, resize_rgb
+from transfer.ingest.image_files import NO_PIXEL_LIMIT, ImageRejected, resize_rgb
 from transfer.records.schema import serialize_example
 
 ENCODE_CHUNK = 64  # images resized in parallel at a time; bounds memory
-UNLIMITED_PIXELS = 2**62  # `download` already skipped the images over data.max_pixels
 
 
 def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
     """Decode, resize to size x size and re-encode as JPEG (deterministic for the same input)."""
-    image = resize_rgb(data, size, UNLIMITED_PIXELS)
+    image = resize_rgb(data, size, NO_PIXEL_LIMIT)
     buffer = BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
