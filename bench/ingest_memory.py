@@ -12,7 +12,6 @@ this one) on each with the default params and prints its peak resident memory. P
 import argparse
 import io
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from transfer.sandbox import PROJECT_ROOT, command_env
+from transfer.sandbox import PROJECT_ROOT, run_measured
 
 GIB = 1 << 30
 
@@ -58,22 +57,13 @@ def peak_of_download(checkout: Path, source: Path, work: Path) -> tuple[float, f
     params["data"]["source"] = str(source)
     work.mkdir(parents=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    measure = (
-        "import resource, subprocess, sys\n"
-        "code = subprocess.run([sys.executable, '-m', 'stages.download']).returncode\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.exit(code)\n"
-    )
-    env = {**command_env(), "PYTHONPATH": str(checkout)}
     start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", measure], cwd=work, env=env, capture_output=True, text=True
+    result, peak = run_measured(
+        [sys.executable, "-m", "stages.download"], work, {"PYTHONPATH": str(checkout)}
     )
     seconds = time.perf_counter() - start
     last = (result.stderr.strip().splitlines() or [""])[-1]
-    if result.returncode:
-        return float("nan"), seconds, last
-    return int(result.stdout.split()[-1]) / 1024, seconds, last
+    return (float("nan") if result.returncode else peak), seconds, last
 
 
 def main() -> None:

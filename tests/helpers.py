@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from transfer.sandbox import run_command
+from transfer.sandbox import run_command, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}
@@ -92,19 +92,6 @@ def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path
     return np.load(scratch / "outputs.npy")
 
 
-# Runs one stage as a child and prints the child's peak resident memory in KiB.
-MEASURE_PEAK = """
-import resource, subprocess, sys
-result = subprocess.run([sys.executable, "-m", sys.argv[1]], capture_output=True, text=True)
-sys.stdout.write(result.stdout)
-sys.stderr.write(result.stderr)
-print(f"peak_kib={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
-sys.exit(result.returncode)
-"""
-
-
 def run_stage_measured(module: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
     """Run `python -m <module>` in `cwd`: (its result, its peak resident memory in MiB)."""
-    result = run_command([sys.executable, "-c", MEASURE_PEAK, module], cwd)
-    peak = int(result.stdout.rsplit("peak_kib=", 1)[1]) / 1024
-    return result, peak
+    return run_measured([sys.executable, "-m", module], cwd)

@@ -29,11 +29,35 @@ def command_env() -> dict[str, str]:
     }
 
 
-def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run a command in `cwd` with command_env(), capturing its output."""
+def run_command(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command in `cwd` with command_env() (plus `env`), capturing its output."""
     return subprocess.run(
-        args, cwd=cwd, env=command_env(), capture_output=True, text=True, check=False
+        args, cwd=cwd, env={**command_env(), **(env or {})}, capture_output=True, text=True
     )
+
+
+# Runs the command given as arguments as a child and prints its peak resident memory (KiB).
+_MEASURE_PEAK = """
+import resource, subprocess, sys
+result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(result.stdout)
+sys.stderr.write(result.stderr)
+print(f"peak_kib={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+sys.exit(result.returncode)
+"""
+
+
+def run_measured(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
+    """run_command, and the command's peak resident memory in MiB (measured by a parent of
+    its own, so earlier children of this process do not count)."""
+    result = run_command([sys.executable, "-c", _MEASURE_PEAK, *args], cwd, env)
+    output, _, peak = result.stdout.rpartition("peak_kib=")
+    result.stdout = output
+    return result, int(peak) / 1024
 
 
 def make_pipeline_repo(directory: Path, params: dict) -> Path:
