@@ -4,9 +4,10 @@
 
 Builds a throwaway git + DVC copy of the pipeline on the dataset (defaults otherwise:
 MobileNetV2, ImageNet weights, 224 px, 10 head epochs) and prints one table:
-raw backbone vs `extract` throughput, a head-only `dvc exp run` vs the classic
-every-image-every-epoch training, a no-op `dvc repro`, and fine-tuning epochs on cached
-activations vs ordinary fine-tuning of the same layers.
+the first `dvc repro` with each frozen-forward engine (litert, keras), a no-op `dvc repro`,
+raw Keras backbone vs `extract` throughput with each engine, a head-only `dvc exp run` vs the
+classic every-image-every-epoch training, and fine-tuning epochs on cached activations (cached
+by each engine) vs ordinary fine-tuning of the same layers.
 """
 
 import argparse
@@ -25,9 +26,10 @@ from transfer.evaluation.metrics import classification_metrics
 from transfer.evaluation.predictions import predict_probabilities, read_images
 from transfer.features import labels_file
 from transfer.inference import extract_features, traced_call
+from transfer.litert import available_cores, frozen_forward
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
 from transfer.models.files import load_model
-from transfer.params import load_params
+from transfer.params import ENGINES, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
 from transfer.sandbox import PROJECT_ROOT, commit, make_pipeline_repo, run_command
@@ -53,6 +55,14 @@ class EpochTimer(keras.callbacks.Callback):
         self.val_accuracy.append(logs["val_accuracy"])
 
 
+def cpu_model() -> str:
+    """The CPU's name, as /proc/cpuinfo gives it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def timed(args: list[str], repo: Path) -> float:
     start = time.perf_counter()
     result = run_command(args, repo)
@@ -65,8 +75,9 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def throughput(repo: Path, meta: CacheMeta, batch_size: int) -> tuple[float, float]:
-    """Images/s of the bare backbone on random tensors, and of the extract stage's loop."""
+def throughput(repo: Path, meta: CacheMeta, batch_size: int) -> dict[str, float]:
+    """Images/s of the bare Keras backbone on random tensors, and of the extract stage's loop
+    over the training TFRecords with each engine; and LiteRT's conversion time."""
     extractor = load_model(repo / EXTRACTOR_FILE)
     size = meta.image_size
     forward = traced_call(extractor)
@@ -76,16 +87,19 @@ def throughput(repo: Path, meta: CacheMeta, batch_size: int) -> tuple[float, flo
     start = time.perf_counter()
     for _ in range(batches):
         forward(batch).numpy()
-    raw = batches * batch_size / (time.perf_counter() - start)
-    dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
+    figures = {"raw": batches * batch_size / (time.perf_counter() - start)}
     count = meta.counts["train"]
-    with tempfile.TemporaryDirectory() as directory:
+    for engine in ENGINES:
         start = time.perf_counter()
-        extract_features(
-            forward, extractor.output_shape[-1], dataset, count, Path(directory), "train"
-        )
-        extract = count / (time.perf_counter() - start)
-    return raw, extract
+        engine_forward = frozen_forward(extractor, engine)
+        figures[f"{engine} conversion"] = time.perf_counter() - start
+        dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
+        width = extractor.output_shape[-1]
+        with tempfile.TemporaryDirectory() as directory:
+            start = time.perf_counter()
+            extract_features(engine_forward, width, dataset, count, Path(directory), "train")
+            figures[engine] = count / (time.perf_counter() - start)
+    return figures
 
 
 def classic_training(repo: Path, meta: CacheMeta, params) -> tuple[float, float]:
@@ -130,8 +144,10 @@ def classic_training(repo: Path, meta: CacheMeta, params) -> tuple[float, float]
 
 
 def finetune_epochs(
-    repo: Path, meta: CacheMeta, params, unfreeze: int, cached: bool
+    repo: Path, meta: CacheMeta, params, unfreeze: int, cached: bool, engine: str = "keras"
 ) -> EpochTimer:
+    """Fine-tune the top `unfreeze` layers, on images or on activations cached by `engine`;
+    each epoch's time and val accuracy, and the total (caching included)."""
     keras.utils.set_random_seed(params.seed)
     extractor = load_model(repo / EXTRACTOR_FILE)
     head = load_model(repo / HEAD_FILE)
@@ -142,7 +158,15 @@ def finetune_epochs(
     start = time.perf_counter()
     if cached:
         fit_on_activations(
-            extractor, head, splits, n_classes, unfreeze, params.finetune, params.seed, [timer]
+            extractor,
+            head,
+            splits,
+            n_classes,
+            unfreeze,
+            params.finetune,
+            params.seed,
+            [timer],
+            engine,
         )
     else:
         classifier = build_classifier(extractor, head)
@@ -165,17 +189,41 @@ def main() -> None:
     params["finetune"]["epochs"] = args.finetune_epochs
     params["finetune"]["patience"] = args.finetune_epochs  # time every epoch
     repo = make_pipeline_repo(work / "repo", params)
-    rows = [("first dvc repro (all stages)", f"{dvc(repo, 'repro'):.1f} s")]
+    first_repro = dvc(repo, "repro")
+    accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
+    rows = [
+        (
+            "first dvc repro (all stages), backbone.engine=litert",
+            f"{first_repro:.1f} s, test accuracy {accuracy:.4f}",
+        )
+    ]
+    keras_repo = make_pipeline_repo(
+        work / "keras_repo", {**params, "backbone": {**params["backbone"], "engine": "keras"}}
+    )
+    first_repro = dvc(keras_repo, "repro")
+    accuracy = json.loads((keras_repo / METRICS_FILE).read_text())["accuracy"]
+    rows.append(
+        (
+            "first dvc repro (all stages), backbone.engine=keras",
+            f"{first_repro:.1f} s, test accuracy {accuracy:.4f}",
+        )
+    )
     commit(repo, "baseline")
     rows.append(("dvc repro with nothing to do", f"{dvc(repo, 'repro'):.2f} s"))
     loaded = load_params(repo / "params.yaml")
     meta = read_cache_meta(repo / CACHE_DIR)
 
-    raw, extract = throughput(repo, meta, loaded.backbone.batch_size)
-    rows += [
-        ("backbone forward, random tensors", f"{raw:.1f} images/s"),
-        ("extract stage loop (TFRecords)", f"{extract:.1f} images/s ({extract / raw:.0%} of raw)"),
-    ]
+    speeds = throughput(repo, meta, loaded.backbone.batch_size)
+    raw = speeds["raw"]
+    rows.append(("Keras backbone forward, random tensors", f"{raw:.1f} images/s"))
+    for engine in ENGINES:
+        rows.append(
+            (
+                f"extract loop (TFRecords), {engine}",
+                f"{speeds[engine]:.1f} images/s ({speeds[engine] / raw:.2f}x raw Keras), "
+                f"conversion {speeds[engine + ' conversion']:.1f} s",
+            )
+        )
     experiment = dvc(repo, "exp", "run", "-S", f"head.dropout={EXPERIMENT_DROPOUT}")
     exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     experiment_params = load_params(repo / "params.yaml")  # as the experiment left them
@@ -194,28 +242,26 @@ def main() -> None:
         ("speed-up of the head-only experiment", f"{classic_seconds / experiment:.1f}x"),
     ]
     ordinary = finetune_epochs(repo, meta, loaded, args.unfreeze, cached=False)
-    cached = finetune_epochs(repo, meta, loaded, args.unfreeze, cached=True)
-    per_epoch = {
-        name: float(np.mean(t.seconds)) for name, t in (("ordinary", ordinary), ("cached", cached))
-    }
-    rows += [
+    rows.append(
         (
             f"fine-tune unfreeze={args.unfreeze}, ordinary",
-            f"{per_epoch['ordinary']:.1f} s/epoch, val accuracy {ordinary.val_accuracy}, "
+            f"{np.mean(ordinary.seconds):.1f} s/epoch, val accuracy {ordinary.val_accuracy}, "
             f"total {ordinary.total:.1f} s",
-        ),
-        (
-            f"fine-tune unfreeze={args.unfreeze}, cached activations",
-            f"{per_epoch['cached']:.1f} s/epoch, val accuracy {cached.val_accuracy}, "
-            f"total {cached.total:.1f} s incl. caching",
-        ),
-        (
-            "per-epoch speed-up of cached activations",
-            f"{per_epoch['ordinary'] / per_epoch['cached']:.1f}x",
-        ),
-    ]
+        )
+    )
+    for engine in ENGINES:
+        cached = finetune_epochs(repo, meta, loaded, args.unfreeze, cached=True, engine=engine)
+        caching = cached.total - sum(cached.seconds)
+        rows.append(
+            (
+                f"fine-tune unfreeze={args.unfreeze}, activations cached by {engine}",
+                f"{np.mean(cached.seconds):.1f} s/epoch "
+                f"({np.mean(ordinary.seconds) / np.mean(cached.seconds):.1f}x ordinary), "
+                f"caching {caching:.1f} s, val accuracy {cached.val_accuracy}",
+            )
+        )
     width = max(len(name) for name, _ in rows)
-    print()
+    print(f"\n{cpu_model()}, {available_cores()} cores")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
 

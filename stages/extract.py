@@ -7,7 +7,8 @@ import keras
 from transfer.atomic import atomic_output, write_json
 from transfer.errors import run_main
 from transfer.features import paths_file
-from transfer.inference import extract_features, traced_call
+from transfer.inference import extract_features
+from transfer.litert import frozen_forward
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
 from transfer.params import load_params
@@ -25,7 +26,7 @@ def main() -> None:
     extractor = build_feature_extractor(
         params.backbone.name, meta.image_size, params.backbone.weights
     )
-    forward = traced_call(extractor)
+    forward = frozen_forward(extractor, params.backbone.engine)
     width = extractor.output_shape[-1]
     with atomic_output(FEATURES_DIR) as features_dir:
         features_dir.mkdir()

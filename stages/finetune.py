@@ -55,6 +55,7 @@ def main() -> None:
                     finetune,
                     params.seed,
                     callbacks,
+                    params.backbone.engine,
                 )
     save_model(classifier, MODEL_FILE)
 

@@ -4,13 +4,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import yaml
 from PIL import Image
 
+from transfer.models.factories import build_classifier, build_feature_extractor, build_head
+from transfer.params import HeadParams
 from transfer.sandbox import run_command, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
+SIZE = 32  # the side of the model tests' images
+N_CLASSES = 3
 CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}
 
 
@@ -95,3 +100,11 @@ def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path
 def run_stage_measured(module: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
     """Run `python -m <module>` in `cwd`: (its result, its peak resident memory in MiB)."""
     return run_measured([sys.executable, "-m", module], cwd)
+
+
+def tiny_classifier() -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(extractor, head, classifier): a random MobileNetV2 at SIZE px, seeded the same way."""
+    keras.utils.set_random_seed(0)
+    extractor = build_feature_extractor("MobileNetV2", SIZE, None)
+    head = build_head(extractor.output_shape[-1], N_CLASSES, HeadParams())
+    return extractor, head, build_classifier(extractor, head)

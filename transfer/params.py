@@ -17,6 +17,7 @@ PARAMS_FILE = Path("params.yaml")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "leaky_relu", "tanh", "sigmoid")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+ENGINES = ("keras", "litert")  # what runs the frozen forward passes (transfer.litert)
 
 
 class ParamsError(PipelineError):
@@ -78,6 +79,7 @@ class BackboneParams:
     name: str = "MobileNetV2"
     weights: str | None = "imagenet"
     batch_size: int = 32
+    engine: str = "litert"
 
     def __post_init__(self) -> None:
         # The name is checked against the registry where a backbone is looked up
@@ -85,6 +87,8 @@ class BackboneParams:
         # that use it.
         _require(bool(self.name.strip()), "backbone.name", "a backbone's name", self.name)
         _require(self.batch_size > 0, "backbone.batch_size", "positive", self.batch_size)
+        engines = ", ".join(ENGINES)
+        _require(self.engine in ENGINES, "backbone.engine", f"one of {engines}", self.engine)
 
 
 @dataclass(frozen=True)

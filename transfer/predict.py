@@ -6,15 +6,17 @@ classify photo.jpg more_photos/ [--top-k 3] [--json]   (or python -m transfer.pr
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from transfer.errors import PipelineError, run_main
 from transfer.export.serving import LABELS
+from transfer.export.tflite import TFLITE_FLOAT
 from transfer.inference import predict_array, traced_call
 from transfer.ingest.image_files import ImageRejected, has_image_extension, is_hidden, resize_rgb
+from transfer.litert import LiteRTModel
 from transfer.models.files import load_model
 from transfer.params import DataParams
 from transfer.paths import EXPORT_DIR, MODEL_FILE
@@ -51,10 +53,15 @@ def top_classes(probabilities: np.ndarray, classes: list[str], k: int) -> list[t
     return [(classes[i], float(probabilities[i])) for i in order]
 
 
-def predict(model: keras.Model, classes: list[str], files: list[Path], k: int) -> list[dict]:
-    """One dict per file: its path and either its top-k predictions or the error."""
-    size = model.input_shape[1]
-    forward = traced_call(model)
+def predict(
+    forward: Callable[[np.ndarray], np.ndarray],
+    size: int,
+    classes: list[str],
+    files: list[Path],
+    k: int,
+) -> list[dict]:
+    """One dict per file: its path and either its top-k predictions or the error.
+    `forward` maps a batch of size x size raw pixels to class probabilities."""
     results = []
     for start in range(0, len(files), BATCH_SIZE):
         batch, readable = [], []
@@ -78,12 +85,28 @@ def predict(model: keras.Model, classes: list[str], files: list[Path], k: int) -
     return results
 
 
+def load_forward(model_file: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int, int]:
+    """(forward, input side, number of classes) of a .tflite model, run by LiteRT, or of a
+    .keras model, run by Keras."""
+    if model_file.suffix == ".tflite":
+        model = LiteRTModel(model_file.read_bytes())
+        width = int(model.outputs[0]["shape"][-1])
+        return (lambda batch: model(batch)[0]), model.input_shape[0], width
+    keras_model = load_model(model_file)
+    return traced_call(keras_model), keras_model.input_shape[1], keras_model.output_shape[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="classify", description="Classify images with the trained model."
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files and/or folders")
-    parser.add_argument("--model", type=Path, default=MODEL_FILE)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=EXPORT_DIR / TFLITE_FLOAT,
+        help=f"a .tflite model (run by LiteRT) or a .keras one such as {MODEL_FILE}",
+    )
     parser.add_argument("--labels", type=Path, default=EXPORT_DIR / LABELS)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -94,13 +117,13 @@ def main() -> None:
         if not required.is_file():
             raise PipelineError(f"{required} not found; run `dvc repro` first")
     classes = args.labels.read_text().splitlines()
-    model = load_model(args.model)
-    if model.output_shape[-1] != len(classes):
+    forward, size, outputs = load_forward(args.model)
+    if outputs != len(classes):
         raise PipelineError(
             f"{args.labels} names {len(classes)} classes but {args.model} "
-            f"has {model.output_shape[-1]} outputs; pass the labels of that model"
+            f"has {outputs} outputs; pass the labels of that model"
         )
-    results = predict(model, classes, expand(args.paths), args.top_k)
+    results = predict(forward, size, classes, expand(args.paths), args.top_k)
     if args.json:
         print(json.dumps(results, indent=2))
     for result in results:

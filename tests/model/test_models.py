@@ -7,9 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from tests.helpers import predict_with_plain_keras
+from tests.helpers import N_CLASSES, SIZE, predict_with_plain_keras, tiny_classifier
 from transfer.errors import PipelineError
 from transfer.inference import extract_features, traced_call
 from transfer.models.backbones import BACKBONES
@@ -24,7 +23,6 @@ from transfer.models.factories import (
 )
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
-from transfer.records.schema import serialize_example, write_shards
 from transfer.sandbox import run_command
 from transfer.tfdata import make_dataset
 from transfer.training.callbacks import open_live, training_callbacks
@@ -32,8 +30,6 @@ from transfer.training.finetune import fit_on_activations, fit_on_images
 from transfer.training.head import feature_batches, train_head
 
 pytestmark = pytest.mark.model
-SIZE = 32
-N_CLASSES = 3
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
@@ -79,22 +75,6 @@ def test_too_small_image_size_is_a_one_line_error() -> None:
 def test_missing_weights_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"backbone.weights=.*missing.weights.h5: cannot load"):
         build_feature_extractor("MobileNetV2", SIZE, str(tmp_path / "missing.weights.h5"))
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """24 tiny coloured images (three classes) as TFRecords."""
-    directory = tmp_path_factory.mktemp("shards")
-    random = np.random.default_rng(0)
-    records = []
-    for index in range(24):
-        label = index % N_CLASSES
-        pixels = np.zeros((SIZE, SIZE, 3)) + random.normal(0, 20, (SIZE, SIZE, 3)) + 100
-        pixels[..., label] += 100
-        encoded = tf.io.encode_jpeg(np.clip(pixels, 0, 255).astype(np.uint8)).numpy()
-        records.append(serialize_example(encoded, label, f"c{label}/{index}.jpg"))
-    names = write_shards(iter(records), directory, "train", len(records), 10)
-    return [directory / name for name in names]
 
 
 def test_features_are_identical_across_runs(shards: list[Path], tmp_path: Path) -> None:
@@ -202,13 +182,6 @@ def test_feature_batches_shuffle_like_the_records_they_came_from(shards: list[Pa
     assert by_features == by_images
     first, second = ([name for batch in epoch for name in batch] for epoch in by_features)
     assert sorted(first) == sorted(names) and first != names and second != first
-
-
-def tiny_classifier() -> tuple[keras.Model, keras.Model, keras.Model]:
-    keras.utils.set_random_seed(0)
-    extractor = build_feature_extractor("MobileNetV2", SIZE, None)
-    head = build_head(extractor.output_shape[-1], N_CLASSES, HeadParams())
-    return extractor, head, build_classifier(extractor, head)
 
 
 def weights_by_layer(backbone: keras.Model) -> list[list[np.ndarray]]:

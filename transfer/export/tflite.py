@@ -1,6 +1,5 @@
 """TFLite float and int8 models converted from the SavedModel, and running them."""
 
-import os
 from itertools import islice
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import tensorflow as tf
 from transfer.evaluation.predictions import read_images
 from transfer.export.serving import SAVED_MODEL
 from transfer.inference import predict_array
+from transfer.litert import LiteRTModel
 from transfer.tfdata import make_dataset
 
 TFLITE_FLOAT = "model_float.tflite"
@@ -61,24 +61,7 @@ def int8_test_probabilities(
 
 
 def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Class probabilities of a TFLite model for N x H x W x 3 raw pixels, a batch at a time."""
-    interpreter = tf.lite.Interpreter(model_path=str(model_file), num_threads=os.cpu_count())
-    source = interpreter.get_input_details()[0]
-    target = interpreter.get_output_details()[0]
-
-    def forward(batch: np.ndarray) -> np.ndarray:
-        if source["dtype"] != np.float32:
-            scale, zero_point = source["quantization"]
-            info = np.iinfo(source["dtype"])
-            batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
-        interpreter.resize_tensor_input(source["index"], batch.shape)
-        interpreter.allocate_tensors()  # a no-op unless the batch's size changed
-        interpreter.set_tensor(source["index"], batch.astype(source["dtype"]))
-        interpreter.invoke()
-        output = interpreter.get_tensor(target["index"]).astype(np.float32)
-        if target["dtype"] != np.float32:
-            scale, zero_point = target["quantization"]
-            output = (output - zero_point) * scale
-        return output
-
-    return predict_array(forward, images, int(target["shape"][-1]), batch_size)
+    """Class probabilities of a TFLite model for N x H x W x 3 raw pixels, run by LiteRT."""
+    model = LiteRTModel(model_file.read_bytes(), batch_size)
+    width = int(model.outputs[0]["shape"][-1])
+    return predict_array(lambda batch: model(batch)[0], images, width, batch_size)

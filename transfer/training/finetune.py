@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 
-from transfer.inference import traced_call
+from transfer.litert import frozen_forward
 from transfer.models.cut import below_cut, build_top_model, split_at_cut
 from transfer.models.factories import BACKBONE_LAYER, compile_model
 from transfer.params import FinetuneParams
@@ -59,10 +59,12 @@ def fit_on_activations(
     params: FinetuneParams,
     seed: int,
     callbacks: list[keras.callbacks.Callback],
+    engine: str = "keras",
 ) -> None:
     """Fine-tuning on the cached outputs of the frozen layers; trains the layers in place.
 
-    `splits` maps train, and val unless it is empty, to (TFRecord files, image count).
+    `splits` maps train, and val unless it is empty, to (TFRecord files, image count); the
+    frozen layers run on `engine` (keras or litert), training stays in Keras.
     """
     lower, upper = split_at_cut(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     total = sum(activation_bytes(lower, count) for _, count in splits.values())
@@ -70,7 +72,7 @@ def fit_on_activations(
     log.info(
         "caching %.0f MB of activations %s", total / 2**20, "on disk" if on_disk else "in memory"
     )
-    forward = traced_call(below_cut(extractor, lower))
+    forward = frozen_forward(below_cut(extractor, lower), engine)
     cached = {}
     with ExitStack() as stack:
         for split, (files, count) in splits.items():
