@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -25,7 +26,7 @@ import yaml
 from transfer.evaluation.metrics import classification_metrics
 from transfer.evaluation.predictions import predict_probabilities, read_images
 from transfer.features import labels_file
-from transfer.inference import extract_features, traced_call
+from transfer.inference import extract_features
 from transfer.litert import available_cores, frozen_forward
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
 from transfer.models.files import load_model
@@ -75,30 +76,38 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def throughput(repo: Path, meta: CacheMeta, batch_size: int) -> dict[str, float]:
-    """Images/s of the bare Keras backbone on random tensors, and of the extract stage's loop
-    over the training TFRecords with each engine; and LiteRT's conversion time."""
+def images_per_second(forward, images: np.ndarray, batch_size: int) -> float:
+    """Throughput of `forward` on in-memory images, after one call to warm it up."""
+    np.asarray(keras.tree.flatten(forward(images[:batch_size]))[0])
+    start = time.perf_counter()
+    for first in range(0, len(images), batch_size):
+        np.asarray(keras.tree.flatten(forward(images[first : first + batch_size]))[0])
+    return len(images) / (time.perf_counter() - start)
+
+
+def throughput(repo: Path, meta: CacheMeta, batch_size: int, runs: int = 3) -> dict[str, Any]:
+    """Images/s of each engine's forward on random tensors, and of the extract stage's loop
+    over the training TFRecords (`runs` times: the 2 cores are shared with JPEG decoding, so
+    it varies); and each engine's conversion time."""
     extractor = load_model(repo / EXTRACTOR_FILE)
     size = meta.image_size
-    forward = traced_call(extractor)
-    batch = np.random.default_rng(0).uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
-    forward(batch)  # trace once
-    batches = meta.counts["train"] // batch_size
-    start = time.perf_counter()
-    for _ in range(batches):
-        forward(batch).numpy()
-    figures = {"raw": batches * batch_size / (time.perf_counter() - start)}
+    images = np.random.default_rng(0).uniform(0, 255, (256, size, size, 3)).astype("float32")
     count = meta.counts["train"]
+    figures: dict[str, Any] = {}
     for engine in ENGINES:
         start = time.perf_counter()
-        engine_forward = frozen_forward(extractor, engine)
+        forward = frozen_forward(extractor, engine)
         figures[f"{engine} conversion"] = time.perf_counter() - start
-        dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
-        width = extractor.output_shape[-1]
-        with tempfile.TemporaryDirectory() as directory:
-            start = time.perf_counter()
-            extract_features(engine_forward, width, dataset, count, Path(directory), "train")
-            figures[engine] = count / (time.perf_counter() - start)
+        figures[f"{engine} raw"] = images_per_second(forward, images, batch_size)
+        loops = []
+        for _ in range(runs):
+            dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
+            width = extractor.output_shape[-1]
+            with tempfile.TemporaryDirectory() as directory:
+                start = time.perf_counter()
+                extract_features(forward, width, dataset, count, Path(directory), "train")
+                loops.append(count / (time.perf_counter() - start))
+        figures[engine] = sorted(loops)
     return figures
 
 
@@ -214,16 +223,21 @@ def main() -> None:
     meta = read_cache_meta(repo / CACHE_DIR)
 
     speeds = throughput(repo, meta, loaded.backbone.batch_size)
-    raw = speeds["raw"]
-    rows.append(("Keras backbone forward, random tensors", f"{raw:.1f} images/s"))
+    raw = speeds["keras raw"]
     for engine in ENGINES:
-        rows.append(
+        low, median, high = speeds[engine][0], float(np.median(speeds[engine])), speeds[engine][-1]
+        rows += [
             (
-                f"extract loop (TFRecords), {engine}",
-                f"{speeds[engine]:.1f} images/s ({speeds[engine] / raw:.2f}x raw Keras), "
-                f"conversion {speeds[engine + ' conversion']:.1f} s",
-            )
-        )
+                f"{engine} forward, random tensors",
+                f"{speeds[engine + ' raw']:.1f} images/s ({speeds[engine + ' raw'] / raw:.2f}x "
+                f"raw Keras), conversion {speeds[engine + ' conversion']:.1f} s",
+            ),
+            (
+                f"extract loop (TFRecords), {engine}, {len(speeds[engine])} runs",
+                f"median {median:.1f} images/s ({median / raw:.2f}x raw Keras), "
+                f"min {low:.1f}, max {high:.1f}",
+            ),
+        ]
     experiment = dvc(repo, "exp", "run", "-S", f"head.dropout={EXPERIMENT_DROPOUT}")
     exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     experiment_params = load_params(repo / "params.yaml")  # as the experiment left them
