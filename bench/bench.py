@@ -26,8 +26,7 @@ import yaml
 from transfer.evaluation.metrics import classification_metrics
 from transfer.evaluation.predictions import predict_probabilities, read_images
 from transfer.features import labels_file
-from transfer.inference import extract_features
-from transfer.litert import available_cores, frozen_forward
+from transfer.litert import available_cores
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
 from transfer.models.files import load_model
 from transfer.params import ENGINES, load_params
@@ -76,39 +75,13 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def images_per_second(forward, images: np.ndarray, batch_size: int) -> float:
-    """Throughput of `forward` on in-memory images, after one call to warm it up."""
-    np.asarray(keras.tree.flatten(forward(images[:batch_size]))[0])
-    start = time.perf_counter()
-    for first in range(0, len(images), batch_size):
-        np.asarray(keras.tree.flatten(forward(images[first : first + batch_size]))[0])
-    return len(images) / (time.perf_counter() - start)
-
-
-def throughput(repo: Path, meta: CacheMeta, batch_size: int, runs: int = 3) -> dict[str, Any]:
-    """Images/s of each engine's forward on random tensors, and of the extract stage's loop
-    over the training TFRecords (`runs` times: the 2 cores are shared with JPEG decoding, so
-    it varies); and each engine's conversion time."""
-    extractor = load_model(repo / EXTRACTOR_FILE)
-    size = meta.image_size
-    images = np.random.default_rng(0).uniform(0, 255, (256, size, size, 3)).astype("float32")
-    count = meta.counts["train"]
-    figures: dict[str, Any] = {}
-    for engine in ENGINES:
-        start = time.perf_counter()
-        forward = frozen_forward(extractor, engine)
-        figures[f"{engine} conversion"] = time.perf_counter() - start
-        figures[f"{engine} raw"] = images_per_second(forward, images, batch_size)
-        loops = []
-        for _ in range(runs):
-            dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), batch_size)
-            width = extractor.output_shape[-1]
-            with tempfile.TemporaryDirectory() as directory:
-                start = time.perf_counter()
-                extract_features(forward, width, dataset, count, Path(directory), "train")
-                loops.append(count / (time.perf_counter() - start))
-        figures[engine] = sorted(loops)
-    return figures
+def engine_speeds(repo: Path, engine: str) -> dict[str, Any]:
+    """bench.extract_speed's figures for `engine`, measured in a process of its own."""
+    args = [sys.executable, "-m", "bench.extract_speed", str(repo), engine]
+    result = run_command(args, PROJECT_ROOT)
+    if result.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def classic_training(repo: Path, meta: CacheMeta, params) -> tuple[float, float]:
@@ -222,20 +195,21 @@ def main() -> None:
     loaded = load_params(repo / "params.yaml")
     meta = read_cache_meta(repo / CACHE_DIR)
 
-    speeds = throughput(repo, meta, loaded.backbone.batch_size)
-    raw = speeds["keras raw"]
-    for engine in ENGINES:
-        low, median, high = speeds[engine][0], float(np.median(speeds[engine])), speeds[engine][-1]
+    speeds = {engine: engine_speeds(repo, engine) for engine in ENGINES}
+    raw = speeds["keras"]["raw"]
+    for engine, figures in speeds.items():
+        loops = figures["loops"]
+        median = float(np.median(loops))
         rows += [
             (
                 f"{engine} forward, random tensors",
-                f"{speeds[engine + ' raw']:.1f} images/s ({speeds[engine + ' raw'] / raw:.2f}x "
-                f"raw Keras), conversion {speeds[engine + ' conversion']:.1f} s",
+                f"{figures['raw']:.1f} images/s ({figures['raw'] / raw:.2f}x raw Keras), "
+                f"conversion {figures['conversion']:.1f} s",
             ),
             (
-                f"extract loop (TFRecords), {engine}, {len(speeds[engine])} runs",
+                f"extract loop (TFRecords), {engine}, {len(loops)} runs",
                 f"median {median:.1f} images/s ({median / raw:.2f}x raw Keras), "
-                f"min {low:.1f}, max {high:.1f}",
+                f"min {loops[0]:.1f}, max {loops[-1]:.1f}",
             ),
         ]
     experiment = dvc(repo, "exp", "run", "-S", f"head.dropout={EXPERIMENT_DROPOUT}")
