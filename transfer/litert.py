@@ -38,8 +38,12 @@ def to_tflite(model: keras.Model) -> bytes:
 
 
 def _output_position(name: str) -> int:
-    """Outputs of a converted function are named Identity, Identity_1, ... in output order."""
-    suffix = name.rsplit(":", 1)[0].rsplit("_", 1)
+    """The position of an output from its name: a converted function's outputs are named
+    Identity, Identity_1, ..., a SavedModel's StatefulPartitionedCall:0, :1, ..."""
+    base, _, index = name.partition(":")
+    if index.isdigit():
+        return int(index)
+    suffix = base.rsplit("_", 1)
     return int(suffix[1]) if len(suffix) == 2 and suffix[1].isdigit() else 0
 
 
