@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import N_CLASSES, SIZE, predict_with_plain_keras, tiny_classifier
 from transfer.errors import PipelineError
 from transfer.inference import extract_features, traced_call
+from transfer.litert import LiteRTModel, to_tflite
 from transfer.models.backbones import BACKBONES
 from transfer.models.cut import split_at_cut
 from transfer.models.factories import (
@@ -33,11 +34,15 @@ pytestmark = pytest.mark.model
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
-def test_every_backbone_builds_and_gives_its_feature_width(name: str) -> None:
+def test_every_backbone_builds_and_runs_on_both_engines(name: str) -> None:
+    """LiteRT is the default engine: every backbone of the registry must convert and agree."""
     size = max(SIZE, BACKBONES[name].min_size)
     extractor = build_feature_extractor(name, size, None)
-    features = extractor(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)))
-    assert features.shape == (1, BACKBONES[name].features)
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    features = np.asarray(extractor(images))
+    assert features.shape == (2, BACKBONES[name].features)
+    converted = LiteRTModel(to_tflite(extractor))(images)[0]
+    np.testing.assert_allclose(converted, features, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize(
