@@ -1,92 +1,71 @@
-"""Stage `evaluate`: test-set metrics, confusion matrix, predictions, picture and export."""
+"""Stage `evaluate`: test-set metrics, confusion matrix, predictions and picture.
+
+It reads the classifier's test probabilities that `finetune` wrote, so it runs no model and
+never loads TensorFlow: `dvc exp run evaluate -S ...` explores without the export's cost.
+"""
 
 import logging
 
-from transfer.atomic import atomic_output, write_json
+import numpy as np
+
+from transfer.atomic import write_json
 from transfer.audit.leaks import leaked_test_images
-from transfer.errors import run_main
-from transfer.evaluation.metrics import agreement_metrics, classification_metrics, leak_metrics
-from transfer.evaluation.predictions import classify_split, read_images
+from transfer.errors import PipelineError, run_main
+from transfer.evaluation.metrics import classification_metrics, leak_metrics
 from transfer.evaluation.reports import write_reports
-from transfer.export.serving import export_saved_model
-from transfer.export.tflite import (
-    TFLITE_FLOAT,
-    convert_float,
-    int8_test_probabilities,
-    tflite_predict,
-)
-from transfer.models.files import load_model
+from transfer.features import labels_file, load_paths
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
     CONFUSION_FILE,
     DUPLICATES_FILE,
-    EXPORT_DIR,
-    EXTRACTOR_FILE,
     FEATURES_DIR,
+    FINETUNED_DIR,
     GRID_FILE,
     METRICS_FILE,
-    MODEL_FILE,
     PREDICTIONS_FILE,
+    RAW_DIR,
+    TEST_PROBABILITIES,
 )
 from transfer.records.cache_meta import read_cache_meta
-from transfer.second_process import SecondProcess
+from transfer.timing import phase
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params = load_params()
-    meta = read_cache_meta(CACHE_DIR)
-    classes = list(meta.classes)
-    batch_size = params.evaluate.batch_size
-    train_files, test_files = (meta.split_files(CACHE_DIR, split) for split in ("train", "test"))
-    # The int8 model is converted and run on the test images in a second process, in parallel
-    # with the float model here: each conversion keeps one core busy. It starts first, so that
-    # its TensorFlow import overlaps the loading and the SavedModel.
-    with atomic_output(EXPORT_DIR) as export_dir, SecondProcess() as int8_process:
-        model = load_model(MODEL_FILE)
-        export_dir.mkdir()
-        export_saved_model(model, classes, export_dir)
-        int8_process.start(
-            int8_test_probabilities,
-            export_dir,
-            train_files,
-            test_files,
-            params.evaluate.representative_images,
-            batch_size,
+    classes = list(read_cache_meta(CACHE_DIR).classes)
+    probabilities = np.load(FINETUNED_DIR / TEST_PROBABILITIES)
+    labels = np.load(labels_file(FEATURES_DIR, "test"))
+    paths = load_paths(FEATURES_DIR, "test")
+    if probabilities.shape != (len(labels), len(classes)):
+        raise PipelineError(
+            f"{FINETUNED_DIR / TEST_PROBABILITIES}: shape {probabilities.shape} does not fit "
+            f"{len(labels)} test images and {len(classes)} classes; run `dvc repro`"
         )
-        convert_float(export_dir)
-        images, labels, paths = read_images(test_files, batch_size)
-        probabilities = classify_split(
-            model, EXTRACTOR_FILE, FEATURES_DIR, "test", images, labels, batch_size
-        )
+    with phase("evaluate"):
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
         leaked = leaked_test_images(DUPLICATES_FILE)
         metrics.update(leak_metrics(predicted, labels, paths, leaked))
-        float_probabilities = tflite_predict(export_dir / TFLITE_FLOAT, images, batch_size)
-        metrics["tflite_float"] = agreement_metrics(float_probabilities, labels, predicted)
-        metrics["tflite_int8"] = agreement_metrics(int8_process.result(), labels, predicted)
-    write_json(METRICS_FILE, metrics)
-    write_reports(
-        CONFUSION_FILE,
-        PREDICTIONS_FILE,
-        GRID_FILE,
-        classes,
-        images,
-        labels,
-        probabilities,
-        paths,
-        params.evaluate.grid_images,
-    )
+        write_json(METRICS_FILE, metrics)
+        write_reports(
+            CONFUSION_FILE,
+            PREDICTIONS_FILE,
+            GRID_FILE,
+            classes,
+            RAW_DIR,
+            labels,
+            probabilities,
+            paths,
+            params.evaluate.grid_images,
+        )
     log.info(
-        "test accuracy %.4f, macro F1 %.4f on %d images; TFLite float %.4f, int8 %.4f",
+        "test accuracy %.4f, macro F1 %.4f on %d images",
         metrics["accuracy"],
         metrics["macro_f1"],
         len(labels),
-        metrics["tflite_float"]["accuracy"],
-        metrics["tflite_int8"]["accuracy"],
     )
     leaked_count = metrics["test_images_with_train_duplicates"]
     clean_accuracy = metrics["accuracy_without_train_duplicates"]

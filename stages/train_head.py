@@ -1,29 +1,40 @@
-"""Stage `train_head`: train the classification head on the cached features only."""
+"""Stage `train_head`: train the classification head on the cached features only, and write
+its class probabilities for the test features (the head-only classifier's, for evaluate)."""
 
 import keras
 
-from transfer.atomic import atomic_output
+from transfer.atomic import atomic_output, write_npy
 from transfer.errors import run_main
 from transfer.features import load_features
+from transfer.inference import predict_probabilities
 from transfer.models.files import save_model
 from transfer.params import load_params
-from transfer.paths import CACHE_DIR, FEATURES_DIR, HEAD_FILE, HEAD_LIVE_DIR
+from transfer.paths import (
+    CACHE_DIR,
+    FEATURES_DIR,
+    HEAD_FILE,
+    HEAD_LIVE_DIR,
+    HEAD_TEST_PROBABILITIES,
+)
 from transfer.records.cache_meta import read_cache_meta
-from transfer.training.callbacks import open_live, training_callbacks
+from transfer.timing import phase
+from transfer.training.callbacks import training_callbacks
 from transfer.training.head import feature_batches, train_head
+from transfer.training.live import open_live
 
 
 def main() -> None:
     params = load_params()
     keras.utils.set_random_seed(params.seed)  # before the datasets, whose shuffle it seeds
     n_classes = read_cache_meta(CACHE_DIR).n_classes
-    (train_features, train_labels), val = (
-        load_features(FEATURES_DIR, s) for s in ("train", "val")
-    )
+    with phase("load features"):
+        (train_features, train_labels), val, (test_features, _) = (
+            load_features(FEATURES_DIR, s) for s in ("train", "val", "test")
+        )
     batch_size = params.head.batch_size
     train = feature_batches(train_features, train_labels, batch_size, params.seed)
     has_val = len(val[1]) > 0
-    with atomic_output(HEAD_LIVE_DIR) as live_dir:
+    with atomic_output(HEAD_LIVE_DIR) as live_dir, phase("train"):
         callbacks = training_callbacks(params.head.patience, open_live(live_dir), has_val)
         head = train_head(
             train,
@@ -35,7 +46,11 @@ def main() -> None:
             params.seed,
             callbacks,
         )
-    save_model(head, HEAD_FILE)
+    with phase("predict"):
+        probabilities = predict_probabilities(head, test_features, batch_size)
+    with phase("save models"):
+        save_model(head, HEAD_FILE)
+        write_npy(HEAD_TEST_PROBABILITIES, probabilities)
 
 
 if __name__ == "__main__":

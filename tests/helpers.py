@@ -44,7 +44,8 @@ def tiny_params(source: Path) -> dict:
     params["backbone"].update(name="MobileNetV2", weights=None, batch_size=8)
     params["head"].update(epochs=3, batch_size=8)
     params["finetune"].update(epochs=2, batch_size=8, learning_rate=0.01)
-    params["evaluate"].update(representative_images=4, grid_images=6)
+    params["evaluate"]["grid_images"] = 6
+    params["export"]["calibration_images"] = 4
     return params
 
 

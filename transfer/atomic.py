@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def remove(path: Path) -> None:
     """Delete a file or a directory tree if it exists."""
@@ -49,3 +51,9 @@ def write_csv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
         writer = csv.writer(file)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def write_npy(path: Path, array: Any) -> None:
+    """Save `array` as a .npy file, atomically."""
+    with atomic_output(path) as temporary, temporary.open("wb") as file:
+        np.save(file, array)

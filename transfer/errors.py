@@ -4,26 +4,37 @@ import logging
 import sys
 from collections.abc import Callable
 
+from transfer.timing import STARTUP, process_age, record
+
 
 class PipelineError(Exception):
     """A problem with the user's input or environment, reported as one line, not a traceback."""
 
 
-def _name_main_module(record: logging.LogRecord) -> bool:
-    """Log `python -m stages.split`'s records as stages.split, not as __main__."""
-    if record.name == "__main__":
-        spec = getattr(sys.modules["__main__"], "__spec__", None)
-        record.name = spec.name if spec else record.name
+def _main_module_name() -> str:
+    """`python -m stages.split`'s module as stages.split, not as __main__."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return spec.name if spec else "__main__"
+
+
+def _name_main_module(log_record: logging.LogRecord) -> bool:
+    if log_record.name == "__main__":
+        log_record.name = _main_module_name()
     return True
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Configure logging, call `main`, and turn a PipelineError into one line and exit code 1."""
+    """Configure logging, call `main`, and turn a PipelineError into one line and exit code 1.
+
+    Also records the stage's startup time and whole life for the benchmark (transfer.timing).
+    """
+    record({"phase": STARTUP, "seconds": process_age()})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_name_main_module)
     try:
         main()
+        record({"stage": _main_module_name().rpartition(".")[2], "seconds": process_age()})
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

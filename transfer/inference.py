@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.features import features_file, labels_file
+from transfer.tfdata import make_dataset
 
 # Makes the array for output `index` (model outputs first, then what the batches carry along).
 Allocate = Callable[[int, tuple[int, ...], np.dtype], np.ndarray]
@@ -20,6 +21,21 @@ def traced_call(model: keras.Model) -> Callable[[Any], Any]:
     """The model's inference call, traced once: much faster per batch than model.predict's
     per-call set-up, and BatchNormalization and Dropout in inference mode."""
     return tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+
+
+def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for every row of `inputs` (images or features), a batch at a time."""
+    return predict_array(traced_call(model), inputs, model.output_shape[-1], batch_size)
+
+
+def predict_records(
+    model: keras.Model, files: list[Path], count: int, batch_size: int
+) -> np.ndarray:
+    """The model's outputs for the `count` images of a split's TFRecords, in the cached
+    order; the images stream through, only the outputs are kept."""
+    rows = [((model.output_shape[-1],), np.float32), ((), np.int64)]
+    batches = make_dataset(files, batch_size)
+    return run_in_batches(traced_call(model), batches, count, rows)[0]
 
 
 def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -24,16 +24,21 @@ log = logging.getLogger(__name__)
 LITERT_BATCH = 8
 
 
+def serving_function(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
+    """The model's inference call with a fixed signature (float32 batches of any size, named
+    `image`), for serving and conversion, unlike inference.traced_call."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+    return tf.function(
+        lambda images: model(images, training=False), input_signature=[spec], autograph=False
+    )
+
+
 def to_tflite(model: keras.Model) -> bytes:
     """The model's inference call as a float TFLite flatbuffer, its weights frozen in."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    call = tf.function(
-        lambda inputs: model(inputs, training=False), input_signature=[spec], autograph=False
-    )
     # Without the model as the trackable object, the converter folds the weights into
     # constants; with it, they stay resource variables that the interpreter leaves unread.
     return tf.lite.TFLiteConverter.from_concrete_functions(
-        [call.get_concrete_function()]
+        [serving_function(model).get_concrete_function()]
     ).convert()
 
 

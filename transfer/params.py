@@ -178,17 +178,23 @@ class AuditParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    batch_size: int = 32
     top_k: int = 3
     grid_images: int = 25
-    representative_images: int = 100
 
     def __post_init__(self) -> None:
-        _require(self.batch_size > 0, "evaluate.batch_size", "positive", self.batch_size)
         _require(self.top_k >= 1, "evaluate.top_k", "at least 1", self.top_k)
         _require(self.grid_images >= 1, "evaluate.grid_images", "at least 1", self.grid_images)
-        count = self.representative_images
-        _require(count >= 1, "evaluate.representative_images", "at least 1", count)
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    batch_size: int = 32
+    calibration_images: int = 32
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size > 0, "export.batch_size", "positive", self.batch_size)
+        count = self.calibration_images
+        _require(count >= 1, "export.calibration_images", "at least 1", count)
 
 
 def _check_training(section: str, params: HeadParams | FinetuneParams) -> None:
@@ -215,6 +221,7 @@ class Params:
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
     audit: AuditParams = field(default_factory=AuditParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    export: ExportParams = field(default_factory=ExportParams)
 
     def __post_init__(self) -> None:
         _require(self.unfreeze >= 0, "unfreeze", "a layer count of 0 or more", self.unfreeze)

@@ -12,11 +12,20 @@ META_FILE = "meta.json"
 FEATURES_DIR = Path("data/features")  # <split>.npy and <split>_labels.npy
 EXTRACTOR_FILE = Path("models/feature_extractor.keras")
 HEAD_FILE = Path("models/head.keras")
-MODEL_FILE = Path("models/model.keras")
+# The head's class probabilities for the cached test features, in their order (train_head).
+HEAD_TEST_PROBABILITIES = Path("models/head_test_probabilities.npy")
+# finetune's output: the classifier's test probabilities (TEST_PROBABILITIES), and with
+# unfreeze > 0 the fine-tuned classifier (FINETUNED_MODEL); unfreeze=0 leaves it out: the
+# classifier is then the extractor and the head as trained.
+FINETUNED_DIR = Path("models/finetuned")
+TEST_PROBABILITIES = "test_probabilities.npy"
+FINETUNED_MODEL = "model.keras"
+MODEL_FILE = Path("models/model.keras")  # the whole classifier, assembled by export
 EXPORT_DIR = Path("models/export")
 HEAD_LIVE_DIR = Path("reports/train_head")
 FINETUNE_LIVE_DIR = Path("reports/finetune")
 METRICS_FILE = Path("reports/metrics.json")
+EXPORT_METRICS_FILE = Path("reports/export/metrics.json")  # TFLite accuracy and agreement
 CONFUSION_FILE = Path("reports/confusion.csv")
 PREDICTIONS_FILE = Path("reports/predictions.csv")
 GRID_FILE = Path("reports/predictions.png")

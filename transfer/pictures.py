@@ -1,12 +1,21 @@
 """Contact sheets: image tiles with coloured outlines and captions, drawn with Pillow."""
 
 import math
+from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from transfer.ingest.image_files import NO_PIXEL_LIMIT, decode_rgb
 
 TILE = 160
 CAPTION = 34
 Tile = tuple[Image.Image, str, tuple[int, int, int]]  # image, caption, outline colour
+
+
+def open_tile(raw_dir: Path, path: str) -> Image.Image:
+    """The image at `raw_dir / path` at tile size: only one photo is held at full size, and
+    only while shrunk."""
+    return decode_rgb((raw_dir / path).read_bytes(), NO_PIXEL_LIMIT).resize((TILE, TILE))
 
 
 def contact_sheet(tiles: list[Tile], columns: int | None = None) -> Image.Image:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from transfer.params import AugmentParams
@@ -90,3 +91,13 @@ def with_one_hot(dataset: tf.data.Dataset, n_classes: int) -> tf.data.Dataset:
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return one_hot.prefetch(tf.data.AUTOTUNE)
+
+
+def read_images(files: list[Path], batch_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(uint8 images, integer labels, paths) of a split, in the cached (unshuffled) order."""
+    images, labels, paths = [], [], []
+    for pixels, batch_labels, names in make_dataset(files, batch_size, with_filenames=True):
+        images.append(pixels.numpy().astype(np.uint8))
+        labels.append(batch_labels.numpy())
+        paths += [name.decode() for name in names.numpy()]
+    return np.concatenate(images), np.concatenate(labels), paths

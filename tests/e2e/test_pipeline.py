@@ -24,16 +24,26 @@ from tests.helpers import (
     tiny_params,
     write_image,
 )
-from transfer.evaluation.predictions import read_images
+from transfer.export.tflite import tflite_predict
 from transfer.features import load_features
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
 from transfer.records.cache_meta import read_cache_meta
 from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
+from transfer.tfdata import read_images
 
 pytestmark = pytest.mark.e2e
 ALL_STAGES = {
     "download", "split", "cache", "extract", "audit", "train_head", "finetune", "evaluate",
+    "export",
 }  # fmt: skip
+EXPORT_FILES = (
+    "models/model.keras",
+    "models/export/labels.txt",
+    "models/export/model_float.tflite",
+    "models/export/model_int8.tflite",
+    "models/export/saved_model/saved_model.pb",
+    "reports/export/metrics.json",
+)
 UNFREEZE = 20
 
 
@@ -57,8 +67,8 @@ def test_repro_builds_every_output_then_runs_nothing(repo: Path) -> None:
         "data/cache/meta.json",
         "data/features/train.npy",
         "models/head.keras",
-        "models/model.keras",
-        "models/export/model_int8.tflite",
+        "models/finetuned/test_probabilities.npy",
+        *EXPORT_FILES,
         "reports/metrics.json",
         "reports/confusion.csv",
         "reports/train_head/metrics.json",
@@ -69,13 +79,55 @@ def test_repro_builds_every_output_then_runs_nothing(repo: Path) -> None:
     assert stages_run(second.stdout) == set()
 
 
-def test_head_param_reruns_only_head_finetune_evaluate(repo: Path) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["head"]["dropout"] = 0.3
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(repo, "repro")
+def test_a_head_only_classifier_predicts_what_its_head_does_on_the_features(
+    repo: Path, tmp_path: Path
+) -> None:
+    """unfreeze=0: finetune passes the head's probabilities on untouched, and the classifier
+    that export assembles predicts the same from the images, also in plain Keras."""
+    assert not (repo / "models/finetuned/model.keras").exists()
+    passed_on = (repo / "models/finetuned/test_probabilities.npy").read_bytes()
+    assert passed_on == (repo / "models/head_test_probabilities.npy").read_bytes()
+    features, _ = load_features(repo / "data/features", "test")
+    on_features = predict_with_plain_keras(repo / "models/head.keras", features, tmp_path)
+    probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
+    np.testing.assert_allclose(probabilities, on_features, rtol=1e-5, atol=1e-7)
+    meta = read_cache_meta(repo / "data/cache")
+    images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)
+    on_images = predict_with_plain_keras(repo / "models/model.keras", images, tmp_path)
+    np.testing.assert_allclose(on_images, probabilities, rtol=0, atol=1e-4)  # LiteRT features
+
+
+def test_the_export_writes_every_file_and_its_float_model_agrees_with_keras(
+    repo: Path,
+) -> None:
+    for name in EXPORT_FILES:
+        assert (repo / name).stat().st_size > 0, name
+    assert (repo / "models/export/labels.txt").read_text() == "cat\ndog\nfox\n"
+    metrics = json.loads((repo / "reports/export/metrics.json").read_text())
+    assert metrics["tflite_float"]["agreement"] == 1.0
+    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement"}
+    keras_probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
+    meta = read_cache_meta(repo / "data/cache")
+    images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)
+    on_litert = tflite_predict(repo / "models/export/model_float.tflite", images, 4)
+    np.testing.assert_allclose(on_litert, keras_probabilities, rtol=0, atol=1e-4)
+
+
+def test_an_evaluate_experiment_leaves_the_export_for_a_later_repro(repo: Path) -> None:
+    result = dvc(repo, "exp", "run", "evaluate", "-S", "head.learning_rate=0.01")
     assert stages_run(result.stdout) == {"train_head", "finetune", "evaluate"}
-    commit(repo, "head dropout 0.3")
+    assert "export:" in dvc(repo, "status").stdout
+    result = dvc(repo, "repro")
+    assert stages_run(result.stdout) == {"export"}
+    commit(repo, "head learning rate 0.01")
+
+
+def test_an_export_param_reruns_only_the_export(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["export"]["calibration_images"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages_run(dvc(repo, "repro").stdout) == {"export"}
+    commit(repo, "export calibrated on 3 images")
 
 
 def test_an_audit_param_reruns_only_the_audit(repo: Path) -> None:
@@ -97,7 +149,7 @@ def test_exp_run_unfreeze_trains_exactly_the_top_layers(repo: Path, tmp_path: Pa
     head_only = tmp_path / "head_only.keras"
     shutil.copy(repo / "models/model.keras", head_only)
     result = dvc(repo, "exp", "run", "-S", f"unfreeze={UNFREEZE}")
-    assert stages_run(result.stdout) == {"finetune", "evaluate"}
+    assert stages_run(result.stdout) == {"finetune", "evaluate", "export"}
     before = keras.models.load_model(head_only).get_layer(EXTRACTOR_LAYER)
     after = keras.models.load_model(repo / "models/model.keras").get_layer(EXTRACTOR_LAYER)
     layers_before = before.get_layer(BACKBONE_LAYER).layers
@@ -198,15 +250,11 @@ def test_metrics_match_a_hand_computation_on_the_predictions(repo: Path) -> None
     assert metrics["weighted_f1"] == pytest.approx(np.average(f1s, weights=supports))
     assert metrics["top_3_accuracy"] == 1.0  # k is capped at the 3 classes
     assert metrics["loss"] > 0
-    assert metrics["tflite_float"]["agreement"] == 1.0
     # Random features at 32 px make every image a near-duplicate of every other, so the test
     # images that leak from train are counted, and the accuracy without them is computed.
     leaked = metrics["test_images_with_train_duplicates"]
     assert 0 < leaked <= len(rows)
     assert (metrics["accuracy_without_train_duplicates"] is None) == (leaked == len(rows))
-    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement"}
-    assert (repo / "models/export/labels.txt").read_text() == "cat\ndog\nfox\n"
-    assert (repo / "models/export/saved_model/saved_model.pb").exists()
 
 
 def test_predictions_picture_has_the_grid_size(repo: Path) -> None:

@@ -26,9 +26,10 @@ from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.sandbox import run_command
 from transfer.tfdata import make_dataset
-from transfer.training.callbacks import open_live, training_callbacks
+from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations, fit_on_images
 from transfer.training.head import feature_batches, train_head
+from transfer.training.live import open_live
 
 pytestmark = pytest.mark.model
 

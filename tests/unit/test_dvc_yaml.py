@@ -1,12 +1,14 @@
 """dvc.yaml lists, for every stage, exactly the modules the stage imports; the layout holds."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import ROOT
+from transfer.sandbox import run_command
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PACKAGES = ("stages", "transfer")
@@ -99,6 +101,19 @@ def test_params_validation_does_not_import_the_model_code() -> None:
         "transfer/__init__.py",
         "transfer/params.py",
         "transfer/errors.py",
+        "transfer/timing.py",
     }
     for stage in ("download", "split"):
         assert not any(dep.startswith("transfer/models/") for dep in STAGES[stage]["deps"])
+
+
+def test_evaluate_and_a_head_only_finetune_do_not_load_tensorflow() -> None:
+    """Importing TensorFlow costs 2-3 s per stage, the most of a head-only experiment's
+    evaluate; finetune imports it only when there are layers to train."""
+    code = (
+        "import sys, stages.evaluate, stages.finetune; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = run_command([sys.executable, "-c", code], ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

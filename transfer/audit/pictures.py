@@ -5,17 +5,11 @@ from pathlib import Path
 from PIL import Image
 
 from transfer.audit.leaks import DuplicateRow
-from transfer.ingest.image_files import NO_PIXEL_LIMIT, decode_rgb
-from transfer.pictures import TILE, contact_sheet
+from transfer.pictures import contact_sheet, open_tile
 
 SUSPECT = (220, 120, 0)
 DUPLICATE = (140, 40, 180)
 LEAK = (220, 30, 30)
-
-
-def _open(raw_dir: Path, path: str) -> Image.Image:
-    """The image at tile size: only one photo is held at full size, and only while shrunk."""
-    return decode_rgb((raw_dir / path).read_bytes(), NO_PIXEL_LIMIT).resize((TILE, TILE))
 
 
 def _short(path: str, width: int = 24) -> str:
@@ -31,7 +25,7 @@ def draw_suspects(raw_dir: Path, suspects: list[tuple[str, str, str, float]]) ->
     out-of-fold model gives that class, and the class it suggests."""
     tiles = [
         (
-            _open(raw_dir, path),
+            open_tile(raw_dir, path),
             f"filed: {label} ({1 - score:.0%})\nlooks like: {suggested}",
             SUSPECT,
         )
@@ -47,7 +41,7 @@ def draw_duplicates(raw_dir: Path, pairs: list[DuplicateRow]) -> Image.Image:
     for image_a, image_b, similarity, split_a, split_b in pairs:
         colour = LEAK if split_a != split_b else DUPLICATE
         tiles.append(
-            (_open(raw_dir, image_a), f"{split_a} {similarity:.3f}\n{_short(image_a)}", colour)
+            (open_tile(raw_dir, image_a), f"{split_a} {similarity:.3f}\n{_short(image_a)}", colour)
         )
-        tiles.append((_open(raw_dir, image_b), f"{split_b}\n{_short(image_b)}", colour))
+        tiles.append((open_tile(raw_dir, image_b), f"{split_b}\n{_short(image_b)}", colour))
     return contact_sheet(tiles, columns=2)

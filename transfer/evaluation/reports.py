@@ -13,14 +13,15 @@ def write_reports(
     predictions_file: Path,
     picture_file: Path,
     classes: list[str],
-    images: np.ndarray,
+    raw_dir: Path,
     labels: np.ndarray,
     probabilities: np.ndarray,
     paths: list[str],
     grid_images: int,
 ) -> None:
     """The confusion matrix (`actual,predicted` rows), every image's prediction with its
-    confidence, and a picture of up to `grid_images` images, misclassified first."""
+    confidence, and a picture of up to `grid_images` of the images (found in `raw_dir`),
+    misclassified first."""
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     write_csv(
@@ -36,6 +37,6 @@ def write_reports(
             for path, a, p, c in zip(paths, labels, predicted, confidence, strict=True)
         ],
     )
-    grid = draw_grid(images, labels, predicted, confidence, classes, grid_images)
+    grid = draw_grid(raw_dir, paths, labels, predicted, confidence, classes, grid_images)
     with atomic_output(picture_file) as path:
         grid.save(path, format="PNG")

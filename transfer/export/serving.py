@@ -1,9 +1,11 @@
-"""The TensorFlow SavedModel for serving, which the TFLite conversions start from, and labels."""
+"""The TensorFlow SavedModel for serving, and the labels file."""
 
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from transfer.litert import serving_function
 
 SAVED_MODEL = "saved_model"
 LABELS = "labels.txt"
@@ -15,12 +17,7 @@ def save_serving_model(model: keras.Model, directory: Path) -> None:
     tracks, which takes longer than the rest of the export (MobileNetV2, 224 px, 2-core CPU:
     10.9 s against 4.0 s).
     """
-    # Traced with a fixed signature for serving, unlike inference.traced_call.
-    serve = tf.function(
-        lambda images: model(images, training=False),
-        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")],
-        autograph=False,
-    )
+    serve = serving_function(model)
     signature = serve.get_concrete_function()
     root = tf.Module()
     root.serve = serve

@@ -11,6 +11,7 @@ import keras
 
 from transfer.atomic import atomic_output
 from transfer.errors import PipelineError
+from transfer.models.factories import build_classifier
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
@@ -77,3 +78,11 @@ def load_model(path: Path) -> keras.Model:
     except (OSError, ValueError, TypeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PipelineError(f"{path}: not a model this pipeline can load ({first_line})") from None
+
+
+def load_classifier(finetuned_model: Path, extractor_file: Path, head_file: Path) -> keras.Model:
+    """The whole classifier: the fine-tuned one if `finetune` wrote it, else (unfreeze=0) the
+    frozen extractor with the head, assembled here."""
+    if finetuned_model.exists():
+        return load_model(finetuned_model)
+    return build_classifier(load_model(extractor_file), load_model(head_file))

@@ -1,28 +1,9 @@
-"""What the two training stages share: callbacks, DVCLive logging and class weights."""
-
-from pathlib import Path
+"""What the two training stages share: callbacks and class weights."""
 
 import keras
 import numpy as np
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
-
-
-class FilesOnlyLive(Live):
-    """DVCLive that only writes its files, without looking for a DVC repo or git commit.
-
-    dvc.yaml already declares the metrics and plots and `dvc exp run` records the experiment,
-    so DVCLive's own DVC integration adds nothing here; it also raises in a git repo that has
-    no commit yet (treeverse/dvclive#522), which would break `dvc repro` in a new project.
-    """
-
-    def _init_dvc(self) -> None:
-        pass
-
-
-def open_live(directory: Path) -> Live:
-    """A DVCLive logger writing only into `directory`, which dvc.yaml declares."""
-    return FilesOnlyLive(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
 
 
 def training_callbacks(

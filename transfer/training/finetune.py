@@ -6,14 +6,25 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import keras
+import numpy as np
+from dvclive import Live
 
+from transfer.inference import predict_records
 from transfer.litert import frozen_forward
 from transfer.models.cut import below_cut, build_top_model, split_at_cut
-from transfer.models.factories import BACKBONE_LAYER, compile_model
-from transfer.params import FinetuneParams
-from transfer.records.cache_meta import CacheMeta
+from transfer.models.factories import (
+    BACKBONE_LAYER,
+    build_classifier,
+    compile_model,
+    unfreeze_top,
+)
+from transfer.models.files import load_model
+from transfer.params import FinetuneParams, Params
+from transfer.records.cache_meta import CacheMeta, read_cache_meta
 from transfer.tfdata import build_augmentation, make_dataset, with_one_hot
+from transfer.timing import phase
 from transfer.training.activations import ActivationBatches, activation_bytes, cache_activations
+from transfer.training.callbacks import training_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +99,54 @@ def fit_on_activations(
         if "val" in cached:
             val = ActivationBatches(*cached["val"], n_classes, params.batch_size)
         model.fit(train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2)
+
+
+def finetune_classifier(
+    params: Params, cache_dir: Path, extractor_file: Path, head_file: Path, live: Live
+) -> tuple[keras.Model, np.ndarray]:
+    """Fine-tune the top `params.unfreeze` backbone layers with the head (unfreeze >= 1).
+
+    On cached activations, unless augmentation or `finetune.cache_activations: false` asks
+    for the ordinary path. Returns the classifier and its class probabilities for the test
+    images, in the cached order.
+    """
+    keras.utils.set_random_seed(params.seed)
+    meta = read_cache_meta(cache_dir)
+    finetune = params.finetune
+    with phase("load models"):
+        extractor = load_model(extractor_file)
+        head = load_model(head_file)
+        classifier = build_classifier(extractor, head)
+    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
+    splits = training_splits(cache_dir, meta)
+    callbacks = training_callbacks(finetune.patience, live, "val" in splits)
+    with phase("train"):
+        if finetune.augment.enabled or not finetune.cache_activations:
+            val_files = splits["val"][0] if "val" in splits else []
+            fit_on_images(
+                classifier,
+                splits["train"][0],
+                val_files,
+                meta.n_classes,
+                finetune,
+                params.seed,
+                callbacks,
+            )
+        else:
+            fit_on_activations(
+                extractor,
+                head,
+                splits,
+                meta.n_classes,
+                params.unfreeze,
+                finetune,
+                params.seed,
+                callbacks,
+                params.backbone.engine,
+            )
+    with phase("predict"):
+        test_files = meta.split_files(cache_dir, "test")
+        probabilities = predict_records(
+            classifier, test_files, meta.counts["test"], finetune.batch_size
+        )
+    return classifier, probabilities

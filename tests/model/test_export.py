@@ -1,4 +1,5 @@
-"""Evaluation's shortcut for head-only models, and the serving export, on a tiny random model."""
+"""The export's pieces on a tiny random model: the assembled classifier, the SavedModel and
+both TFLite models."""
 
 from pathlib import Path
 
@@ -7,25 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from transfer.evaluation.predictions import classify_split
 from transfer.export.serving import export_saved_model, save_serving_model
-from transfer.export.tflite import (
-    TFLITE_FLOAT,
-    TFLITE_INT8,
-    convert_float,
-    convert_int8,
-    tflite_predict,
-)
-from transfer.features import features_file, labels_file
+from transfer.export.tflite import convert_float, convert_int8, tflite_predict
 from transfer.models.factories import (
-    BACKBONE_LAYER,
     EXTRACTOR_LAYER,
     HEAD_LAYER,
     build_classifier,
     build_feature_extractor,
     build_head,
 )
-from transfer.models.files import save_model
+from transfer.models.files import load_classifier, save_model
 from transfer.params import HeadParams
 
 pytestmark = pytest.mark.model
@@ -44,36 +36,26 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (10, SIZE, SIZE, 3)).astype(np.uint8)
 
 
-def test_a_head_only_model_is_classified_from_the_cached_features(
+def test_a_head_only_classifier_is_the_head_on_the_extractors_features(
     classifier: keras.Model, tmp_path: Path
 ) -> None:
+    """With no fine-tuned model, export assembles the classifier from the extractor and the
+    head: on images it predicts what the head predicts on their features."""
     extractor, head = classifier.get_layer(EXTRACTOR_LAYER), classifier.get_layer(HEAD_LAYER)
     save_model(extractor, tmp_path / "extractor.keras")
-    pixels, labels = images(), np.arange(10) % 3
-    features = extractor.predict(pixels.astype(np.float32), verbose=0)
-    np.save(labels_file(tmp_path, "test"), labels)
-
-    def classify() -> np.ndarray:
-        return classify_split(
-            classifier, tmp_path / "extractor.keras", tmp_path, "test", pixels, labels, 4
-        )
-
-    full_forward = classifier.predict(pixels.astype(np.float32), verbose=0)
-    assert not np.allclose(full_forward, full_forward[0])  # the images get different answers
-    np.save(features_file(tmp_path, "test"), features)
-    np.testing.assert_allclose(classify(), full_forward, rtol=1e-5, atol=1e-7)
-    # What it classified were the cached features: swapped for zeros, the head sees zeros.
-    zeros = np.zeros_like(features)
-    np.save(features_file(tmp_path, "test"), zeros)
-    np.testing.assert_allclose(classify(), head.predict(zeros, verbose=0), rtol=1e-6)
-
-    # Fine-tuned (a backbone weight changed): the images go through the whole model.
-    backbone = extractor.get_layer(BACKBONE_LAYER)
-    top = next(layer for layer in reversed(backbone.layers) if layer.get_weights())
-    top.set_weights([weight + 0.5 for weight in top.get_weights()])
-    tuned = classifier.predict(pixels.astype(np.float32), verbose=0)
-    assert not np.allclose(tuned, full_forward)
-    np.testing.assert_allclose(classify(), tuned, rtol=1e-5, atol=1e-7)
+    save_model(head, tmp_path / "head.keras")
+    assembled = load_classifier(
+        tmp_path / "absent.keras", *(tmp_path / n for n in ("extractor.keras", "head.keras"))
+    )
+    pixels = images().astype(np.float32)
+    on_features = head.predict(extractor.predict(pixels, verbose=0), verbose=0)
+    on_images = assembled.predict(pixels, verbose=0)
+    assert not np.allclose(on_images, on_images[0])  # the images get different answers
+    np.testing.assert_allclose(on_images, on_features, rtol=1e-5, atol=1e-7)
+    # A fine-tuned model, when there is one, is the classifier as it is.
+    save_model(classifier, tmp_path / "tuned.keras")
+    loaded = load_classifier(tmp_path / "tuned.keras", tmp_path / "absent", tmp_path / "absent")
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), on_images, rtol=1e-6)
 
 
 def test_the_saved_model_serves_the_classifiers_probabilities(
@@ -92,13 +74,14 @@ def test_both_tflite_models_convert_and_the_float_one_matches_keras(
     classifier: keras.Model, tmp_path: Path
 ) -> None:
     export_saved_model(classifier, ["a", "b", "c"], tmp_path)
-    convert_float(tmp_path)
-    convert_int8(tmp_path, images()[:5], batch_size=2)  # calibrated in batches of 2, 2 and 1
+    (tmp_path / "float.tflite").write_bytes(convert_float(classifier))
+    # Calibrated in batches of 2, 2 and 1.
+    (tmp_path / "int8.tflite").write_bytes(convert_int8(classifier, images()[:5], batch_size=2))
     pixels = images()
     expected = classifier.predict(pixels.astype(np.float32), verbose=0)
-    float_output = tflite_predict(tmp_path / TFLITE_FLOAT, pixels, batch_size=4)
+    float_output = tflite_predict(tmp_path / "float.tflite", pixels, batch_size=4)
     np.testing.assert_allclose(float_output, expected, rtol=1e-4, atol=1e-6)
-    int8_output = tflite_predict(tmp_path / TFLITE_INT8, pixels, batch_size=4)
+    int8_output = tflite_predict(tmp_path / "int8.tflite", pixels, batch_size=4)
     assert int8_output.shape == expected.shape
     np.testing.assert_allclose(int8_output.sum(axis=1), 1.0, atol=0.02)
     assert (tmp_path / "labels.txt").read_text() == "a\nb\nc\n"

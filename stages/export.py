@@ -1,0 +1,85 @@
+"""Stage `export`: the whole classifier as a Keras file, a SavedModel, float and int8 TFLite
+models and labels, each TFLite model checked on the test images against the Keras one."""
+
+import logging
+
+import numpy as np
+
+from transfer.atomic import atomic_output, write_json
+from transfer.errors import run_main
+from transfer.evaluation.metrics import agreement_metrics
+from transfer.export.serving import export_saved_model
+from transfer.export.tflite import TFLITE_FLOAT, convert_float, export_int8, tflite_predict_records
+from transfer.models.files import load_classifier, save_model
+from transfer.params import load_params
+from transfer.paths import (
+    CACHE_DIR,
+    EXPORT_DIR,
+    EXPORT_METRICS_FILE,
+    EXTRACTOR_FILE,
+    FINETUNED_DIR,
+    FINETUNED_MODEL,
+    HEAD_FILE,
+    MODEL_FILE,
+    TEST_PROBABILITIES,
+)
+from transfer.records.cache_meta import read_cache_meta
+from transfer.second_process import SecondProcess
+from transfer.timing import phase
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    params = load_params()
+    meta = read_cache_meta(CACHE_DIR)
+    batch_size = params.export.batch_size
+    test_files, test_count = meta.split_files(CACHE_DIR, "test"), meta.counts["test"]
+    model_files = (FINETUNED_DIR / FINETUNED_MODEL, EXTRACTOR_FILE, HEAD_FILE)
+    # The Keras classifier's own test predictions, which the TFLite models must reproduce.
+    keras_predicted = np.load(FINETUNED_DIR / TEST_PROBABILITIES).argmax(axis=1)
+    # The int8 model is converted, calibrated and run in a second process, in parallel with
+    # the float model here: each keeps one core busy. It starts first, so that its imports
+    # overlap the loading here.
+    with atomic_output(EXPORT_DIR) as export_dir, SecondProcess() as int8_process:
+        export_dir.mkdir()
+        int8_process.start(
+            export_int8,
+            model_files,
+            export_dir,
+            meta.split_files(CACHE_DIR, "train"),
+            params.export.calibration_images,
+            test_files,
+            test_count,
+            batch_size,
+        )
+        with phase("load models"):
+            model = load_classifier(*model_files)
+        with phase("export: SavedModel"):
+            export_saved_model(model, list(meta.classes), export_dir)
+        with phase("export: float TFLite"):
+            (export_dir / TFLITE_FLOAT).write_bytes(convert_float(model))
+        with phase("export: float TFLite test run"):
+            float_probabilities, labels = tflite_predict_records(
+                export_dir / TFLITE_FLOAT, test_files, test_count, batch_size
+            )
+        with phase("save models"):
+            save_model(model, MODEL_FILE)
+        with phase("export: waiting for int8"):
+            int8_probabilities = int8_process.result()
+    metrics = {
+        "tflite_float": agreement_metrics(float_probabilities, labels, keras_predicted),
+        "tflite_int8": agreement_metrics(int8_probabilities, labels, keras_predicted),
+    }
+    write_json(EXPORT_METRICS_FILE, metrics)
+    log.info(
+        "TFLite test accuracy: float %.4f (agrees with Keras on %.4f), int8 %.4f (%.4f)",
+        metrics["tflite_float"]["accuracy"],
+        metrics["tflite_float"]["agreement"],
+        metrics["tflite_int8"]["accuracy"],
+        metrics["tflite_int8"]["agreement"],
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)
