@@ -9,7 +9,8 @@ from transfer.atomic import atomic_output, write_json
 from transfer.errors import run_main
 from transfer.evaluation.metrics import agreement_metrics
 from transfer.export.serving import export_saved_model
-from transfer.export.tflite import TFLITE_FLOAT, convert_float, export_int8, tflite_predict_records
+from transfer.export.tflite import TFLITE_FLOAT, export_int8, tflite_predict_records
+from transfer.litert import serving_function, to_tflite
 from transfer.models.files import load_classifier, save_model
 from transfer.params import load_params
 from transfer.paths import (
@@ -38,9 +39,11 @@ def main() -> None:
     model_files = (FINETUNED_DIR / FINETUNED_MODEL, EXTRACTOR_FILE, HEAD_FILE)
     # The Keras classifier's own test predictions, which the TFLite models must reproduce.
     keras_predicted = np.load(FINETUNED_DIR / TEST_PROBABILITIES).argmax(axis=1)
-    # The int8 model is converted, calibrated and run in a second process, in parallel with
-    # the float model here: each keeps one core busy. It starts first, so that its imports
-    # overlap the loading here.
+    # The int8 model is converted, calibrated and checked in a second process, in parallel
+    # with the float model here: each keeps one core busy. It starts first, so that its
+    # imports overlap the loading here. Its check is bounded: it competes for the cores with
+    # the float model's check, the longest step here.
+    int8_count = min(test_count, params.export.int8_check_images or test_count)
     with atomic_output(EXPORT_DIR) as export_dir, SecondProcess() as int8_process:
         export_dir.mkdir()
         int8_process.start(
@@ -50,15 +53,16 @@ def main() -> None:
             meta.split_files(CACHE_DIR, "train"),
             params.export.calibration_images,
             test_files,
-            test_count,
+            int8_count,
             batch_size,
         )
         with phase("load models"):
             model = load_classifier(*model_files)
+        serve = serving_function(model)  # traced once, for both
         with phase("export: SavedModel"):
-            export_saved_model(model, list(meta.classes), export_dir)
+            export_saved_model(serve, list(meta.classes), export_dir)
         with phase("export: float TFLite"):
-            (export_dir / TFLITE_FLOAT).write_bytes(convert_float(model))
+            (export_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
         with phase("export: float TFLite test run"):
             float_probabilities, labels = tflite_predict_records(
                 export_dir / TFLITE_FLOAT, test_files, test_count, batch_size
@@ -68,17 +72,26 @@ def main() -> None:
         with phase("export: waiting for int8"):
             int8_probabilities = int8_process.result()
     metrics = {
-        "tflite_float": agreement_metrics(float_probabilities, labels, keras_predicted),
-        "tflite_int8": agreement_metrics(int8_probabilities, labels, keras_predicted),
+        "tflite_float": {
+            **agreement_metrics(float_probabilities, labels, keras_predicted),
+            "images": test_count,
+        },
+        "tflite_int8": {
+            **agreement_metrics(
+                int8_probabilities, labels[:int8_count], keras_predicted[:int8_count]
+            ),
+            "images": int8_count,
+        },
     }
     write_json(EXPORT_METRICS_FILE, metrics)
-    log.info(
-        "TFLite test accuracy: float %.4f (agrees with Keras on %.4f), int8 %.4f (%.4f)",
-        metrics["tflite_float"]["accuracy"],
-        metrics["tflite_float"]["agreement"],
-        metrics["tflite_int8"]["accuracy"],
-        metrics["tflite_int8"]["agreement"],
-    )
+    for name, figures in metrics.items():
+        log.info(
+            "%s: test accuracy %.4f, agrees with Keras on %.4f of %d test images",
+            name,
+            figures["accuracy"],
+            figures["agreement"],
+            figures["images"],
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One-line errors for bad input, and the wrapper that runs an entry point's main()."""
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ def run_main(main: Callable[[], None]) -> None:
     """Configure logging, call `main`, and turn a PipelineError into one line and exit code 1.
 
     Also records the stage's startup time and whole life for the benchmark (transfer.timing).
+    It ends the process, even on success: call it only from a `__main__` block.
     """
     record({"phase": STARTUP, "seconds": process_age()})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -41,3 +43,10 @@ def run_main(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: the output being written was discarded", file=sys.stderr)
         sys.exit(130)
+    # Every output is written and closed by now. Skip the interpreter's teardown, which
+    # takes 0.4 s once TensorFlow is loaded (measured on MobileNetV2): a tenth of a
+    # head-only experiment's stage time.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -33,12 +33,13 @@ def serving_function(model: keras.Model) -> tf.types.experimental.PolymorphicFun
     )
 
 
-def to_tflite(model: keras.Model) -> bytes:
-    """The model's inference call as a float TFLite flatbuffer, its weights frozen in."""
+def to_tflite(serve: tf.types.experimental.PolymorphicFunction) -> bytes:
+    """A model's serving function (see serving_function) as a float TFLite flatbuffer, its
+    weights frozen in."""
     # Without the model as the trackable object, the converter folds the weights into
     # constants; with it, they stay resource variables that the interpreter leaves unread.
     return tf.lite.TFLiteConverter.from_concrete_functions(
-        [serving_function(model).get_concrete_function()]
+        [serve.get_concrete_function()]
     ).convert()
 
 
@@ -111,7 +112,7 @@ def frozen_forward(model: keras.Model, engine: str) -> Callable[[Any], Any]:
     if engine == "keras":
         return traced_call(model)
     start = time.perf_counter()
-    converted = LiteRTModel(to_tflite(model))
+    converted = LiteRTModel(to_tflite(serving_function(model)))
     log.info(
         "converted %s to TFLite for LiteRT in %.1f s", model.name, time.perf_counter() - start
     )

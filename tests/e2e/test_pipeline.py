@@ -105,7 +105,9 @@ def test_the_export_writes_every_file_and_its_float_model_agrees_with_keras(
     assert (repo / "models/export/labels.txt").read_text() == "cat\ndog\nfox\n"
     metrics = json.loads((repo / "reports/export/metrics.json").read_text())
     assert metrics["tflite_float"]["agreement"] == 1.0
-    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement"}
+    test_count = read_cache_meta(repo / "data/cache").counts["test"]
+    assert metrics["tflite_float"]["images"] == metrics["tflite_int8"]["images"] == test_count
+    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement", "images"}
     keras_probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
     meta = read_cache_meta(repo / "data/cache")
     images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)
@@ -124,10 +126,12 @@ def test_an_evaluate_experiment_leaves_the_export_for_a_later_repro(repo: Path) 
 
 def test_an_export_param_reruns_only_the_export(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["export"]["calibration_images"] = 3
+    params["export"].update(calibration_images=3, int8_check_images=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert stages_run(dvc(repo, "repro").stdout) == {"export"}
-    commit(repo, "export calibrated on 3 images")
+    metrics = json.loads((repo / "reports/export/metrics.json").read_text())
+    assert metrics["tflite_int8"]["images"] == 2  # the int8 check is bounded
+    commit(repo, "export calibrated on 3 images, checked on 2")
 
 
 def test_an_audit_param_reruns_only_the_audit(repo: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from transfer.export.serving import export_saved_model, save_serving_model
-from transfer.export.tflite import convert_float, convert_int8, tflite_predict
+from transfer.export.tflite import convert_int8, tflite_predict
+from transfer.litert import serving_function, to_tflite
 from transfer.models.factories import (
     EXTRACTOR_LAYER,
     HEAD_LAYER,
@@ -61,7 +62,7 @@ def test_a_head_only_classifier_is_the_head_on_the_extractors_features(
 def test_the_saved_model_serves_the_classifiers_probabilities(
     classifier: keras.Model, tmp_path: Path
 ) -> None:
-    save_serving_model(classifier, tmp_path / "saved_model")
+    save_serving_model(serving_function(classifier), tmp_path / "saved_model")
     served = tf.saved_model.load(str(tmp_path / "saved_model"))
     pixels = images().astype(np.float32)
     expected = classifier.predict(pixels, verbose=0)
@@ -73,8 +74,9 @@ def test_the_saved_model_serves_the_classifiers_probabilities(
 def test_both_tflite_models_convert_and_the_float_one_matches_keras(
     classifier: keras.Model, tmp_path: Path
 ) -> None:
-    export_saved_model(classifier, ["a", "b", "c"], tmp_path)
-    (tmp_path / "float.tflite").write_bytes(convert_float(classifier))
+    serve = serving_function(classifier)
+    export_saved_model(serve, ["a", "b", "c"], tmp_path)
+    (tmp_path / "float.tflite").write_bytes(to_tflite(serve))
     # Calibrated in batches of 2, 2 and 1.
     (tmp_path / "int8.tflite").write_bytes(convert_int8(classifier, images()[:5], batch_size=2))
     pixels = images()

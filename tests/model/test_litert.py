@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import N_CLASSES, SIZE, tiny_classifier
 from transfer.inference import extract_features
-from transfer.litert import LiteRTModel, frozen_forward, to_tflite
+from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tflite
 from transfer.models.cut import below_cut, split_at_cut
 from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor, unfreeze_top
 from transfer.params import FinetuneParams
@@ -49,7 +49,9 @@ def test_litert_runs_every_output_of_a_cut_in_order() -> None:
     lower, _ = split_at_cut(backbone, len(backbone.layers) - add)
     model = below_cut(extractor, lower)
     images = np.random.default_rng(0).uniform(0, 255, (5, SIZE, SIZE, 3)).astype("float32")
-    outputs = LiteRTModel(to_tflite(model), batch_size=2)(images)  # batches of 2, 2 and 1
+    outputs = LiteRTModel(to_tflite(serving_function(model)), batch_size=2)(
+        images
+    )  # batches of 2, 2 and 1
     expected = model(images)
     assert len(outputs) == len(expected) == 2
     for output, reference in zip(outputs, expected, strict=True):

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import N_CLASSES, SIZE, predict_with_plain_keras, tiny_classifier
 from transfer.errors import PipelineError
 from transfer.inference import extract_features, traced_call
-from transfer.litert import LiteRTModel, to_tflite
+from transfer.litert import LiteRTModel, serving_function, to_tflite
 from transfer.models.backbones import BACKBONES
 from transfer.models.cut import split_at_cut
 from transfer.models.factories import (
@@ -42,7 +42,7 @@ def test_every_backbone_builds_and_runs_on_both_engines(name: str) -> None:
     images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     features = np.asarray(extractor(images))
     assert features.shape == (2, BACKBONES[name].features)
-    converted = LiteRTModel(to_tflite(extractor))(images)[0]
+    converted = LiteRTModel(to_tflite(serving_function(extractor)))(images)[0]
     np.testing.assert_allclose(converted, features, atol=1e-4, rtol=1e-4)
 
 

@@ -8,17 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.inference import predict_array, run_in_batches
-from transfer.litert import LiteRTModel, serving_function, to_tflite
+from transfer.litert import LiteRTModel, serving_function
 from transfer.models.files import load_classifier
 from transfer.tfdata import make_dataset
 
 TFLITE_FLOAT = "model_float.tflite"
 TFLITE_INT8 = "model_int8.tflite"
-
-
-def convert_float(model: keras.Model) -> bytes:
-    """The float TFLite model: the classifier's inference call, its weights frozen in."""
-    return to_tflite(model)
 
 
 def convert_int8(model: keras.Model, representative: np.ndarray, batch_size: int) -> bytes:
@@ -58,11 +53,11 @@ def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int) -> np.
 def tflite_predict_records(
     model_file: Path, files: list[Path], count: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(class probabilities, labels) of a TFLite model for a split's `count` TFRecord images,
-    in the cached order; the images stream through."""
+    """(class probabilities, labels) of a TFLite model for the first `count` TFRecord images
+    of a split, in the cached order; the images stream through."""
     model = LiteRTModel(model_file.read_bytes(), batch_size)
     rows = [((int(model.outputs[0]["shape"][-1]),), np.float32), ((), np.int64)]
-    batches = make_dataset(files, batch_size)
+    batches = make_dataset(files, batch_size).unbatch().take(count).batch(batch_size)
     probabilities, labels = run_in_batches(lambda batch: model(batch)[0], batches, count, rows)
     return probabilities, labels
 
@@ -78,8 +73,8 @@ def export_int8(
 ) -> np.ndarray:
     """Write the int8 model of the classifier that `model_files` (load_classifier's
     arguments) hold, calibrated on the first `calibration_images` of `calibration_files`,
-    and return its class probabilities for the test images. Loads the classifier itself, so
-    that it can run in a second process beside the float export."""
+    and return its class probabilities for the first `test_count` test images. Loads the
+    classifier itself, so that it can run in a second process beside the float export."""
     model = load_classifier(*model_files)
     representative = representative_images(calibration_files, calibration_images)
     (out_dir / TFLITE_INT8).write_bytes(convert_int8(model, representative, batch_size))
