@@ -19,7 +19,10 @@ from transfer.sandbox import command_env, commit, make_pipeline_repo, run_comman
 
 pytestmark = pytest.mark.e2e
 OUTPUT_DIRS = ("data", "models", "reports")  # what the stages write
-DROPOUTS = (0.1, 0.3, 0.4)  # the queued sweep; the base run has head.dropout 0.2
+# The queued sweep; the base run has head.learning_rate 0.001. (Not dropout: on the random
+# backbone's near-zero features it leaves the head's predictions unchanged, and DVC would
+# rightly skip evaluate.)
+LEARNING_RATES = (0.003, 0.01, 0.03)
 QUEUE_TIMEOUT_S = 900
 
 
@@ -173,8 +176,8 @@ def test_three_queued_experiments_run_two_at_a_time_and_show_their_metrics(
     repo: Path, tmp_path: Path
 ) -> None:
     names = []
-    for dropout in DROPOUTS:
-        queued = dvc(repo, "exp", "run", "--queue", "-S", f"head.dropout={dropout}").stdout
+    for rate in LEARNING_RATES:
+        queued = dvc(repo, "exp", "run", "--queue", "-S", f"head.learning_rate={rate}").stdout
         names.append(re.search(r"Queued experiment '([^']+)'", queued).group(1))
     assert set(queue_status(repo).values()) == {"Queued"}
 
@@ -188,21 +191,24 @@ def test_three_queued_experiments_run_two_at_a_time_and_show_their_metrics(
     for name in names:
         log = dvc(repo, "queue", "logs", name).stdout
         # The committed upstream stages are restored, not recomputed.
-        assert stages_run(log) == {"train_head", "finetune", "evaluate"}, log
+        assert stages_run(log) == {"train_head", "finetune", "evaluate", "export"}, log
 
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     baseline = next(row for row in shown if row["rev"] != "workspace")
     results = {}
     for experiment in baseline["experiments"] or []:
         data = experiment["revs"][0]["data"]
-        dropout = data["params"]["params.yaml"]["data"]["head"]["dropout"]
-        results[experiment["name"]] = (dropout, data["metrics"]["reports/metrics.json"]["data"])
-    assert {name: dropout for name, (dropout, _) in results.items()} == dict(
-        zip(names, DROPOUTS, strict=True)
+        rate = data["params"]["params.yaml"]["data"]["head"]["learning_rate"]
+        metrics = data["metrics"]
+        results[experiment["name"]] = (rate, metrics)
+    assert {name: rate for name, (rate, _) in results.items()} == dict(
+        zip(names, LEARNING_RATES, strict=True)
     )
     for _, metrics in results.values():
-        assert 0 <= metrics["accuracy"] <= 1
-        assert metrics["test_images"] > 0
+        assert 0 <= metrics["reports/metrics.json"]["data"]["accuracy"] <= 1
+        assert metrics["reports/metrics.json"]["data"]["test_images"] > 0
+        export = metrics["reports/export/metrics.json"]["data"]
+        assert export["tflite_float"]["agreement"] == 1.0
     # The queue ran in temporary workspaces: the repo's own is as committed.
     status = run_command(["git", "status", "--porcelain"], repo)
     assert status.stdout == ""
