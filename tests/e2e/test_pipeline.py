@@ -24,8 +24,8 @@ from tests.helpers import (
     tiny_params,
     write_image,
 )
-from transfer.export.tflite import tflite_predict
 from transfer.features import load_features
+from transfer.litert import LiteRTModel
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
 from transfer.records.cache_meta import read_cache_meta
 from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
@@ -111,7 +111,7 @@ def test_the_export_writes_every_file_and_its_float_model_agrees_with_keras(
     keras_probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
     meta = read_cache_meta(repo / "data/cache")
     images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)
-    on_litert = tflite_predict(repo / "models/export/model_float.tflite", images, 4)
+    on_litert = LiteRTModel((repo / "models/export/model_float.tflite").read_bytes())(images)[0]
     np.testing.assert_allclose(on_litert, keras_probabilities, rtol=0, atol=1e-4)
 
 

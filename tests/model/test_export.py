@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from transfer.export.serving import export_saved_model, save_serving_model
-from transfer.export.tflite import convert_int8, tflite_predict
-from transfer.litert import serving_function, to_tflite
+from transfer.export.tflite import convert_int8
+from transfer.litert import LiteRTModel, serving_function, to_tflite
 from transfer.models.factories import (
     EXTRACTOR_LAYER,
     HEAD_LAYER,
@@ -81,9 +81,9 @@ def test_both_tflite_models_convert_and_the_float_one_matches_keras(
     (tmp_path / "int8.tflite").write_bytes(convert_int8(classifier, images()[:5], batch_size=2))
     pixels = images()
     expected = classifier.predict(pixels.astype(np.float32), verbose=0)
-    float_output = tflite_predict(tmp_path / "float.tflite", pixels, batch_size=4)
+    float_output = LiteRTModel((tmp_path / "float.tflite").read_bytes(), 4)(pixels)[0]
     np.testing.assert_allclose(float_output, expected, rtol=1e-4, atol=1e-6)
-    int8_output = tflite_predict(tmp_path / "int8.tflite", pixels, batch_size=4)
+    int8_output = LiteRTModel((tmp_path / "int8.tflite").read_bytes(), 4)(pixels)[0]
     assert int8_output.shape == expected.shape
     np.testing.assert_allclose(int8_output.sum(axis=1), 1.0, atol=0.02)
     assert (tmp_path / "labels.txt").read_text() == "a\nb\nc\n"

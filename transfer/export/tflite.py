@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.inference import predict_array, run_in_batches
+from transfer.inference import run_in_batches
 from transfer.litert import LiteRTModel, serving_function
 from transfer.models.files import load_classifier
 from transfer.tfdata import make_dataset
@@ -41,13 +41,6 @@ def representative_images(files: list[Path], count: int) -> np.ndarray:
     """The first `count` images of a split (uint8), in the cached order, for int8 calibration."""
     pixels = [batch.numpy() for batch, _ in islice(make_dataset(files, 1), count)]
     return np.concatenate(pixels).astype(np.uint8)
-
-
-def tflite_predict(model_file: Path, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Class probabilities of a TFLite model for N x H x W x 3 raw pixels, run by LiteRT."""
-    model = LiteRTModel(model_file.read_bytes(), batch_size)
-    width = int(model.outputs[0]["shape"][-1])
-    return predict_array(lambda batch: model(batch)[0], images, width, batch_size)
 
 
 def tflite_predict_records(
