@@ -9,6 +9,7 @@ import logging
 import shutil
 
 from transfer.atomic import atomic_output, write_npy
+from transfer.cluster import output_root
 from transfer.errors import run_main
 from transfer.params import load_params
 from transfer.paths import (
@@ -29,7 +30,12 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     params = load_params()
-    with atomic_output(FINETUNE_LIVE_DIR) as live_dir, atomic_output(FINETUNED_DIR) as out_dir:
+    # On a cluster every worker trains; only the chief keeps its files.
+    with (
+        output_root(params.distribute) as root,
+        atomic_output(root / FINETUNE_LIVE_DIR) as live_dir,
+        atomic_output(root / FINETUNED_DIR) as out_dir,
+    ):
         out_dir.mkdir()
         live = open_live(live_dir)
         if params.unfreeze == 0:

@@ -4,6 +4,8 @@ its class probabilities for the test features (the head-only classifier's, for e
 import keras
 
 from transfer.atomic import atomic_output, write_npy
+from transfer.cluster import output_root
+from transfer.distribution import precision_for, strategy_for
 from transfer.errors import run_main
 from transfer.features import load_features
 from transfer.inference import predict_probabilities
@@ -25,32 +27,36 @@ from transfer.training.live import open_live
 
 def main() -> None:
     params = load_params()
+    strategy = strategy_for(params.distribute)  # first: before TensorFlow starts
     keras.utils.set_random_seed(params.seed)  # before the datasets, whose shuffle it seeds
     n_classes = read_cache_meta(CACHE_DIR).n_classes
     with phase("load features"):
         (train_features, train_labels), val, (test_features, _) = (
             load_features(FEATURES_DIR, s) for s in ("train", "val", "test")
         )
-    batch_size = params.head.batch_size
+    batch_size = params.head.batch_size  # the global batch, split across the replicas
     train = feature_batches(train_features, train_labels, batch_size, params.seed)
     has_val = len(val[1]) > 0
-    with atomic_output(HEAD_LIVE_DIR) as live_dir, phase("train"):
-        callbacks = training_callbacks(params.head.patience, open_live(live_dir), has_val)
-        head = train_head(
-            train,
-            feature_batches(*val, batch_size) if has_val else None,
-            train_labels,
-            train_features.shape[1],
-            n_classes,
-            params.head,
-            params.seed,
-            callbacks,
-        )
-    with phase("predict"):
-        probabilities = predict_probabilities(head, test_features, batch_size)
-    with phase("save models"):
-        save_model(head, HEAD_FILE)
-        write_npy(HEAD_TEST_PROBABILITIES, probabilities)
+    # On a cluster every worker trains; only the chief keeps its files.
+    with output_root(params.distribute) as root:
+        with atomic_output(root / HEAD_LIVE_DIR) as live_dir, phase("train"), strategy.scope():
+            callbacks = training_callbacks(params.head.patience, open_live(live_dir), has_val)
+            head = train_head(
+                train,
+                feature_batches(*val, batch_size) if has_val else None,
+                train_labels,
+                train_features.shape[1],
+                n_classes,
+                params.head,
+                params.seed,
+                callbacks,
+                precision=precision_for(params.precision),
+            )
+        with phase("predict"):
+            probabilities = predict_probabilities(head, test_features, batch_size)
+        with phase("save models"):
+            save_model(head, root / HEAD_FILE)
+            write_npy(root / HEAD_TEST_PROBABILITIES, probabilities)
 
 
 if __name__ == "__main__":

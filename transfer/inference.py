@@ -1,6 +1,6 @@
-"""Run a model over a dataset in batches: one traced call, outputs written into arrays
-(in memory or memory-mapped .npy files), a Keras progress bar. Every place that runs a model
-over many images or features uses it."""
+"""Run a model over a dataset in batches: one traced call (or one split across a distribution
+strategy's replicas), outputs written into arrays (in memory or memory-mapped .npy files), a
+Keras progress bar. Every place that runs a model over many images or features uses it."""
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,19 +23,64 @@ def traced_call(model: keras.Model) -> Callable[[Any], Any]:
     return tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
 
+def replicated_call(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[Any], Any]:
+    """The model's inference call with each batch split across the strategy's replicas, on
+    every worker of a cluster, and the outputs gathered back in the batch's order.
+
+    Every worker must make the same calls with the same batches. A batch is padded to a
+    multiple of the replicas by repeating its last row (those outputs are dropped), so that
+    no replica gets an empty part: TensorFlow's CPU convolutions fail on one.
+    """
+    replicas = strategy.num_replicas_in_sync
+
+    @tf.function(reduce_retracing=True)
+    def run(parts: Any) -> Any:
+        outputs = strategy.run(lambda inputs: model(inputs, training=False), args=(parts,))
+        return strategy.gather(outputs, axis=0)
+
+    def call(inputs: Any) -> Any:
+        inputs = np.asarray(inputs)
+        size = -(-len(inputs) // replicas)  # rows per replica
+        padding = np.repeat(inputs[-1:], size * replicas - len(inputs), axis=0)
+        padded = np.concatenate([inputs, padding])
+
+        def part(context: tf.distribute.experimental.ValueContext) -> np.ndarray:
+            start = context.replica_id_in_sync_group * size
+            return padded[start : start + size]
+
+        parts = strategy.experimental_distribute_values_from_function(part)
+        return keras.tree.map_structure(lambda output: output[: len(inputs)], run(parts))
+
+    return call
+
+
+def inference_call(
+    model: keras.Model, strategy: tf.distribute.Strategy | None = None
+) -> Callable[[Any], Any]:
+    """traced_call, or replicated_call under a strategy with more than one replica."""
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return replicated_call(model, strategy)
+    return traced_call(model)
+
+
 def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     """The model's outputs for every row of `inputs` (images or features), a batch at a time."""
     return predict_array(traced_call(model), inputs, model.output_shape[-1], batch_size)
 
 
 def predict_records(
-    model: keras.Model, files: list[Path], count: int, batch_size: int
+    model: keras.Model,
+    files: list[Path],
+    count: int,
+    batch_size: int,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> np.ndarray:
     """The model's outputs for the `count` images of a split's TFRecords, in the cached
-    order; the images stream through, only the outputs are kept."""
+    order; the images stream through, only the outputs are kept. Split across the replicas
+    of `strategy` when it has several."""
     rows = [((model.output_shape[-1],), np.float32), ((), np.int64)]
     batches = make_dataset(files, batch_size)
-    return run_in_batches(traced_call(model), batches, count, rows)[0]
+    return run_in_batches(inference_call(model, strategy), batches, count, rows)[0]
 
 
 def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from transfer.inference import traced_call
+from transfer.inference import inference_call
 
 log = logging.getLogger(__name__)
 # Images per interpreter call. MobileNetV2 at 224 px on a 2-core Xeon (AVX-512): alone,
@@ -106,11 +106,16 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def frozen_forward(model: keras.Model, engine: str) -> Callable[[Any], Any]:
+def frozen_forward(
+    model: keras.Model, engine: str, strategy: tf.distribute.Strategy | None = None
+) -> Callable[[Any], Any]:
     """The model's inference call on `engine`: keras (a traced call) or litert (converted
-    once, here, then run by LiteRT)."""
-    if engine == "keras":
-        return traced_call(model)
+    once, here, then run by LiteRT). Under a strategy with several replicas Keras runs it,
+    each batch split across them, whatever the engine: LiteRT runs in one process, on CPUs."""
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    if engine == "keras" or replicas > 1:
+        log.info("%s runs on Keras, %d replica(s)", model.name, replicas)
+        return inference_call(model, strategy)
     start = time.perf_counter()
     converted = LiteRTModel(to_tflite(serving_function(model)))
     log.info(

@@ -18,6 +18,9 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "leaky_relu", "tanh", "sigmoid")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 ENGINES = ("keras", "litert")  # what runs the frozen forward passes (transfer.litert)
+# The tf.distribute strategies and the precisions of training (transfer.distribution)
+DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
+PRECISIONS = ("auto", "float32", "mixed_float16")
 
 
 class ParamsError(PipelineError):
@@ -219,6 +222,8 @@ class Params:
     data: DataParams
     seed: int = 42
     unfreeze: int = 0
+    distribute: str = "auto"
+    precision: str = "auto"
     split: SplitParams = field(default_factory=SplitParams)
     image: ImageParams = field(default_factory=ImageParams)
     backbone: BackboneParams = field(default_factory=BackboneParams)
@@ -231,6 +236,9 @@ class Params:
     def __post_init__(self) -> None:
         _require(self.unfreeze >= 0, "unfreeze", "a layer count of 0 or more", self.unfreeze)
         _require(0 <= self.seed < 2**32, "seed", "in [0, 2**32)", self.seed)  # numpy's range
+        for name, choices in (("distribute", DISTRIBUTIONS), ("precision", PRECISIONS)):
+            value = getattr(self, name)
+            _require(value in choices, name, f"one of {', '.join(choices)}", value)
 
 
 def _convert(value: Any, kind: Any, name: str) -> Any:

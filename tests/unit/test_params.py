@@ -45,6 +45,8 @@ def test_the_shipped_params_are_valid() -> None:
         ("head.epochs", 1.5, "head.epochs must be an integer, got 1.5"),
         ("head.dropuot", 0.1, "unknown param head.dropuot"),
         ("finetune.augment.flip", "sideways", "finetune.augment.flip must be one of none, "),
+        ("distribute", "ring", "distribute must be one of auto, none, mirrored, multi_worker, "),
+        ("precision", "float16", "precision must be one of auto, float32, mixed_float16, got "),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_param(key: str, value: Any, message: str) -> None:

@@ -14,6 +14,7 @@ BACKBONE_LAYER = "backbone"
 EXTRACTOR_LAYER = "feature_extractor"  # the classifier's two parts, by name
 HEAD_LAYER = "head"
 PREPROCESS_LAYER = "preprocess"
+PROBABILITIES_LAYER = "probabilities"  # the head's softmax: float32 under mixed precision too
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255.0
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
@@ -101,7 +102,7 @@ def build_head(n_features: int, n_classes: int, params: HeadParams) -> keras.Mod
         )(x)
     x = layers.Dropout(params.dropout, name="dropout_out")(x)
     probabilities = layers.Dense(
-        n_classes, "softmax", kernel_regularizer=regularizer, name="probabilities"
+        n_classes, "softmax", kernel_regularizer=regularizer, name=PROBABILITIES_LAYER
     )(x)
     return keras.Model(features, probabilities, name=HEAD_LAYER)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from dvclive import Live
 
+from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import predict_records
 from transfer.litert import frozen_forward
 from transfer.models.cut import below_cut, build_top_model, split_at_cut
@@ -46,19 +48,24 @@ def fit_on_images(
     params: FinetuneParams,
     seed: int,
     callbacks: list[keras.callbacks.Callback],
+    precision: str = "float32",
 ) -> None:
-    """Ordinary fine-tuning: every image goes through the whole backbone on every epoch."""
+    """Ordinary fine-tuning: every image goes through the whole backbone on every epoch.
+
+    Trains in the dtype policy `precision`, under the strategy the classifier was built in.
+    """
     augmentation = build_augmentation(params.augment, seed) if params.augment.enabled else None
     train = make_dataset(train_files, params.batch_size, seed, augmentation)
     val = make_dataset(val_files, params.batch_size) if val_files else None
-    compile_model(classifier, params.optimizer, params.learning_rate)
-    classifier.fit(
-        with_one_hot(train, n_classes),
-        validation_data=None if val is None else with_one_hot(val, n_classes),
-        epochs=params.epochs,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    with computing_in(precision, classifier):
+        compile_model(classifier, params.optimizer, params.learning_rate)
+        classifier.fit(
+            with_one_hot(train, n_classes),
+            validation_data=None if val is None else with_one_hot(val, n_classes),
+            epochs=params.epochs,
+            callbacks=callbacks,
+            verbose=2,
+        )
 
 
 def fit_on_activations(
@@ -71,11 +78,13 @@ def fit_on_activations(
     seed: int,
     callbacks: list[keras.callbacks.Callback],
     engine: str = "keras",
+    precision: str = "float32",
 ) -> None:
     """Fine-tuning on the cached outputs of the frozen layers; trains the layers in place.
 
     `splits` maps train, and val unless it is empty, to (TFRecord files, image count); the
-    frozen layers run on `engine` (keras or litert), training stays in Keras.
+    frozen layers run on `engine` (keras or litert), training stays in Keras, in the dtype
+    policy `precision`. In a distribution strategy's scope, both run on its replicas.
     """
     lower, upper = split_at_cut(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     total = sum(activation_bytes(lower, count) for _, count in splits.values())
@@ -83,7 +92,7 @@ def fit_on_activations(
     log.info(
         "caching %.0f MB of activations %s", total / 2**20, "on disk" if on_disk else "in memory"
     )
-    forward = frozen_forward(below_cut(extractor, lower), engine)
+    forward = frozen_forward(below_cut(extractor, lower), engine, tf.distribute.get_strategy())
     cached = {}
     with ExitStack() as stack:
         for split, (files, count) in splits.items():
@@ -93,12 +102,15 @@ def fit_on_activations(
             dataset = make_dataset(files, params.batch_size)
             cached[split] = cache_activations(forward, dataset, lower, count, directory)
         model = build_top_model(lower, upper, head)
-        compile_model(model, params.optimizer, params.learning_rate)
         train = ActivationBatches(*cached["train"], n_classes, params.batch_size, seed)
         val = None
         if "val" in cached:
             val = ActivationBatches(*cached["val"], n_classes, params.batch_size)
-        model.fit(train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2)
+        with computing_in(precision, model):
+            compile_model(model, params.optimizer, params.learning_rate)
+            model.fit(
+                train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2
+            )
 
 
 def finetune_classifier(
@@ -107,20 +119,23 @@ def finetune_classifier(
     """Fine-tune the top `params.unfreeze` backbone layers with the head (unfreeze >= 1).
 
     On cached activations, unless augmentation or `finetune.cache_activations: false` asks
-    for the ordinary path. Returns the classifier and its class probabilities for the test
-    images, in the cached order.
+    for the ordinary path; under the `distribute` strategy, in the `precision` policy.
+    Returns the classifier (float32) and its class probabilities for the test images, in
+    the cached order.
     """
+    strategy = strategy_for(params.distribute)  # first: before TensorFlow starts
+    precision = precision_for(params.precision)
     keras.utils.set_random_seed(params.seed)
     meta = read_cache_meta(cache_dir)
     finetune = params.finetune
-    with phase("load models"):
+    with phase("load models"), strategy.scope():
         extractor = load_model(extractor_file)
         head = load_model(head_file)
         classifier = build_classifier(extractor, head)
     unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
     splits = training_splits(cache_dir, meta)
     callbacks = training_callbacks(finetune.patience, live, "val" in splits)
-    with phase("train"):
+    with phase("train"), strategy.scope():
         if finetune.augment.enabled or not finetune.cache_activations:
             val_files = splits["val"][0] if "val" in splits else []
             fit_on_images(
@@ -131,6 +146,7 @@ def finetune_classifier(
                 finetune,
                 params.seed,
                 callbacks,
+                precision,
             )
         else:
             fit_on_activations(
@@ -143,10 +159,11 @@ def finetune_classifier(
                 params.seed,
                 callbacks,
                 params.backbone.engine,
+                precision,
             )
     with phase("predict"):
         test_files = meta.split_files(cache_dir, "test")
         probabilities = predict_records(
-            classifier, test_files, meta.counts["test"], finetune.batch_size
+            classifier, test_files, meta.counts["test"], finetune.batch_size, strategy
         )
     return classifier, probabilities

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer.distribution import computing_in
 from transfer.models.factories import build_classifier, build_head, compile_model
 from transfer.params import HeadParams
 from transfer.tfdata import with_one_hot
@@ -47,30 +48,38 @@ def train_head(
     seed: int,
     callbacks: list[keras.callbacks.Callback],
     extractor: keras.Model | None = None,
+    precision: str = "float32",
 ) -> keras.Model:
     """Fit a new head on (inputs, integer labels) batches; the callbacks decide when to stop.
 
     The inputs are `width`-wide feature vectors, or, with a frozen `extractor`, the images it
     turns into them. Seeds Python, NumPy, TensorFlow and Keras with `seed` first, so that the
     head's initial weights and dropout follow from the seed alone, whichever the inputs.
+    Trains in the dtype policy `precision`; the head comes back float32. Under a distribution
+    strategy, call it in the strategy's scope: the batches are global, split across replicas.
     """
     keras.utils.set_random_seed(seed)
     head = build_head(width, n_classes, params)
     model = head if extractor is None else build_classifier(extractor, head)
-    compile_model(
-        model,
-        params.optimizer,
-        params.learning_rate,
-        params.label_smoothing,
-        steps_per_execution=steps_per_epoch(len(train_labels), params.batch_size),
-    )
-    weights = balanced_class_weights(train_labels, n_classes) if params.class_weights else None
-    model.fit(
-        with_one_hot(train, n_classes),
-        validation_data=None if val is None else with_one_hot(val, n_classes),
-        epochs=params.epochs,
-        class_weight=weights,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    # Keras 3 fails to run several steps per graph call in a strategy's scope: its loop
+    # cannot hold the cross-replica updates (keras-team/keras#19246). One step per call there.
+    per_epoch = steps_per_epoch(len(train_labels), params.batch_size)
+    steps = 1 if tf.distribute.has_strategy() else per_epoch
+    with computing_in(precision, model):
+        compile_model(
+            model,
+            params.optimizer,
+            params.learning_rate,
+            params.label_smoothing,
+            steps_per_execution=steps,
+        )
+        weights = balanced_class_weights(train_labels, n_classes) if params.class_weights else None
+        model.fit(
+            with_one_hot(train, n_classes),
+            validation_data=None if val is None else with_one_hot(val, n_classes),
+            epochs=params.epochs,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=2,
+        )
     return head
