@@ -1,5 +1,5 @@
 """Run a model over a dataset in batches: one traced call (or one split across a distribution
-strategy's replicas), outputs written into arrays (in memory or memory-mapped .npy files), a
+strategy's replicas), outputs written into arrays in memory or streamed into .npy files, a
 Keras progress bar. Every place that runs a model over many images or features uses it."""
 
 from collections.abc import Callable, Iterable, Sequence
@@ -13,8 +13,9 @@ import tensorflow as tf
 from transfer.features import features_file, labels_file
 from transfer.tfdata import make_dataset
 
-# Makes the array for output `index` (model outputs first, then what the batches carry along).
-Allocate = Callable[[int, tuple[int, ...], np.dtype], np.ndarray]
+# Makes the array for output `index` (model outputs first, then what the batches carry along):
+# a NumPy array, or anything that takes `array[start:stop] = rows` in order (an NpyWriter).
+Allocate = Callable[[int, tuple[int, ...], np.dtype], Any]
 
 
 def traced_call(model: keras.Model) -> Callable[[Any], Any]:
@@ -87,11 +88,36 @@ def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
     return np.empty(shape, dtype)
 
 
-def memory_mapped(files: Sequence[Path]) -> Allocate:
-    """Output `index` goes to the .npy file files[index], so memory does not grow with it."""
+class NpyWriter:
+    """A .npy file written front to back, a block of rows at a time (`writer[a:b] = rows`).
 
-    def allocate(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        return np.lib.format.open_memmap(files[index], "w+", dtype, shape)
+    Unlike a writable memory map, whose written pages stay in the process's resident memory
+    until the map closes (extract on 100,000 images: 1,018 MiB at 10,000 grew to 1,332), what
+    is written here leaves the process: its memory does not grow with the file.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.file = path.open("wb")
+        self.dtype, self.written = np.dtype(dtype), 0
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self.file, {**header, "shape": shape})
+
+    def __setitem__(self, rows: slice, values: np.ndarray) -> None:
+        if rows.start != self.written:
+            raise ValueError(f"rows {rows.start}:{rows.stop} after {self.written} written")
+        self.file.write(np.ascontiguousarray(values, self.dtype).tobytes())
+        self.written = rows.stop
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def written_to(files: Sequence[Path]) -> Allocate:
+    """Output `index` is written to the .npy file files[index] (an NpyWriter), so memory does
+    not grow with it; close the writers when done."""
+
+    def allocate(index: int, shape: tuple[int, ...], dtype: np.dtype) -> NpyWriter:
+        return NpyWriter(files[index], shape, dtype)
 
     return allocate
 
@@ -160,12 +186,10 @@ def extract_features(
     """Write `<split>.npy` (count x width, float32) and `<split>_labels.npy` batch by batch.
 
     `forward` is the extractor's traced call, traced once for all splits; `dataset` gives
-    (pixels, labels) batches. The arrays are memory-mapped files, so memory does not grow
-    with the dataset.
+    (pixels, labels) batches. They are written as they come, so memory does not grow with the
+    dataset.
     """
     files = [features_file(out_dir, split), labels_file(out_dir, split)]
     rows = [((width,), np.float32), ((), np.int64)]
-    arrays = run_in_batches(forward, dataset, count, rows, memory_mapped(files))
-    for array in arrays:
-        array.flush()
-    del arrays  # close the memory maps before the directory is renamed
+    for writer in run_in_batches(forward, dataset, count, rows, written_to(files)):
+        writer.close()

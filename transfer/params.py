@@ -191,7 +191,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class ExportParams:
-    batch_size: int = 32
+    batch_size: int = 8
     calibration_images: int = 32
     int8_check_images: int | None = 256
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.inference import in_memory, memory_mapped, run_in_batches
+from transfer.inference import in_memory, run_in_batches, written_to
 
 
 class ActivationBatches(keras.utils.PyDataset):
@@ -60,13 +60,16 @@ def cache_activations(
     """Run `forward` (pixels -> the tensors crossing the cut, `lower`'s outputs) over the
     (pixels, labels) dataset once: (activations, integer labels).
 
-    They go into memory, or into memory-mapped files in `directory` when given.
+    They go into memory, or into .npy files in `directory` when given, read back as
+    read-only memory maps.
     """
     rows = [(tuple(t.shape[1:]), np.float32) for t in lower.outputs] + [((), np.int64)]
     if directory is None:
-        allocate = in_memory
-    else:
-        names = [f"cut_{index}.npy" for index in range(len(lower.outputs))] + ["labels.npy"]
-        allocate = memory_mapped([directory / name for name in names])
-    *activations, labels = run_in_batches(forward, dataset, count, rows, allocate)
+        *activations, labels = run_in_batches(forward, dataset, count, rows, in_memory)
+        return tuple(activations), labels
+    names = [f"cut_{index}.npy" for index in range(len(lower.outputs))] + ["labels.npy"]
+    files = [directory / name for name in names]
+    for writer in run_in_batches(forward, dataset, count, rows, written_to(files)):
+        writer.close()
+    *activations, labels = (np.load(file, mmap_mode="r") for file in files)
     return tuple(activations), labels
