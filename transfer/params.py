@@ -193,16 +193,14 @@ class EvaluateParams:
 class ExportParams:
     batch_size: int = 8
     calibration_images: int = 32
-    int8_check_images: int | None = 256
+    check_images: int | None = 256
 
     def __post_init__(self) -> None:
         _require(self.batch_size > 0, "export.batch_size", "positive", self.batch_size)
         count = self.calibration_images
         _require(count >= 1, "export.calibration_images", "at least 1", count)
-        check = self.int8_check_images
-        _require(
-            check is None or check >= 1, "export.int8_check_images", "null or at least 1", check
-        )
+        check = self.check_images
+        _require(check is None or check >= 1, "export.check_images", "null or at least 1", check)
 
 
 def _check_training(section: str, params: HeadParams | FinetuneParams) -> None:
