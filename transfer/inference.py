@@ -69,6 +69,17 @@ def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: in
     return predict_array(traced_call(model), inputs, model.output_shape[-1], batch_size)
 
 
+def run_on_records(
+    forward: Callable[[Any], Any], width: int, files: list[Path], count: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(`forward`'s `width` float32 outputs, integer labels) for the first `count` images of
+    a split's TFRecords, in the cached order; the images stream through."""
+    batches = make_dataset(files, batch_size).unbatch().take(count).batch(batch_size)
+    rows = [((width,), np.float32), ((), np.int64)]
+    outputs, labels = run_in_batches(forward, batches, count, rows)
+    return outputs, labels
+
+
 def predict_records(
     model: keras.Model,
     files: list[Path],
@@ -77,11 +88,9 @@ def predict_records(
     strategy: tf.distribute.Strategy | None = None,
 ) -> np.ndarray:
     """The model's outputs for the `count` images of a split's TFRecords, in the cached
-    order; the images stream through, only the outputs are kept. Split across the replicas
-    of `strategy` when it has several."""
-    rows = [((model.output_shape[-1],), np.float32), ((), np.int64)]
-    batches = make_dataset(files, batch_size)
-    return run_in_batches(inference_call(model, strategy), batches, count, rows)[0]
+    order. Split across the replicas of `strategy` when it has several."""
+    forward = inference_call(model, strategy)
+    return run_on_records(forward, model.output_shape[-1], files, count, batch_size)[0]
 
 
 def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

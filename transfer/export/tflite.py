@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.inference import run_in_batches
+from transfer.inference import run_on_records
 from transfer.litert import LiteRTModel, serving_function
 from transfer.models.files import load_classifier
 from transfer.tfdata import make_dataset
@@ -49,10 +49,8 @@ def tflite_predict_records(
     """(class probabilities, labels) of a TFLite model for the first `count` TFRecord images
     of a split, in the cached order; the images stream through."""
     model = LiteRTModel(model_file.read_bytes(), batch_size)
-    rows = [((int(model.outputs[0]["shape"][-1]),), np.float32), ((), np.int64)]
-    batches = make_dataset(files, batch_size).unbatch().take(count).batch(batch_size)
-    probabilities, labels = run_in_batches(lambda batch: model(batch)[0], batches, count, rows)
-    return probabilities, labels
+    width = int(model.outputs[0]["shape"][-1])
+    return run_on_records(lambda batch: model(batch)[0], width, files, count, batch_size)
 
 
 def export_int8(
