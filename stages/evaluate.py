@@ -23,6 +23,7 @@ from transfer.paths import (
     FINETUNED_DIR,
     GRID_FILE,
     METRICS_FILE,
+    MIRRORED_PROBABILITIES,
     PREDICTIONS_FILE,
     RAW_DIR,
     TEST_PROBABILITIES,
@@ -36,14 +37,24 @@ log = logging.getLogger(__name__)
 def main() -> None:
     params = load_params()
     classes = list(read_cache_meta(CACHE_DIR).classes)
-    probabilities = np.load(FINETUNED_DIR / TEST_PROBABILITIES)
     labels = np.load(labels_file(FEATURES_DIR, "test"))
     paths = load_paths(FEATURES_DIR, "test")
-    if probabilities.shape != (len(labels), len(classes)):
-        raise PipelineError(
-            f"{FINETUNED_DIR / TEST_PROBABILITIES}: shape {probabilities.shape} does not fit "
-            f"{len(labels)} test images and {len(classes)} classes; run `dvc repro`"
-        )
+    names = (
+        [TEST_PROBABILITIES, MIRRORED_PROBABILITIES]
+        if params.evaluate.tta
+        else [TEST_PROBABILITIES]
+    )
+    predictions = []
+    for name in names:
+        file = FINETUNED_DIR / name
+        predictions.append(np.load(file))
+        if predictions[-1].shape != (len(labels), len(classes)):
+            raise PipelineError(
+                f"{file}: shape {predictions[-1].shape} does not fit {len(labels)} test images "
+                f"and {len(classes)} classes; run `dvc repro`"
+            )
+    # Test-time augmentation: the mean of the clean and the mirrored images' probabilities.
+    probabilities = np.mean(predictions, axis=0)
     with phase("evaluate"):
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)

@@ -1,4 +1,5 @@
-"""Stage `extract`: run the frozen backbone once over every split and save the features."""
+"""Stage `extract`: run the frozen backbone once over every split and save the features, with
+those of the training images' augmented views and of the mirrored test images."""
 
 import logging
 
@@ -8,8 +9,8 @@ from transfer.atomic import atomic_output, write_json
 from transfer.cluster import output_root
 from transfer.distribution import strategy_for
 from transfer.errors import run_main
-from transfer.features import paths_file
-from transfer.inference import extract_features
+from transfer.features import mirrored_file, paths_file, views_file
+from transfer.inference import extract_features, extract_without_labels
 from transfer.litert import frozen_forward
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
@@ -17,6 +18,8 @@ from transfer.params import load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, SPLITS
 from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import make_dataset, record_paths
+from transfer.timing import phase
+from transfer.views import mirror, view_batches
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ def main() -> None:
         )
     forward = frozen_forward(extractor, params.backbone.engine, strategy)
     width = extractor.output_shape[-1]
+    batch_size = params.backbone.batch_size
     # On a cluster every worker extracts its share of each batch; only the chief keeps files.
     with output_root(params.distribute) as root:
         with atomic_output(root / FEATURES_DIR) as features_dir:
@@ -40,9 +44,29 @@ def main() -> None:
                 count = meta.counts[split]
                 log.info("extracting %s features of %d images", split, count)
                 files = meta.split_files(CACHE_DIR, split)
-                dataset = make_dataset(files, params.backbone.batch_size)
-                extract_features(forward, width, dataset, count, features_dir, split)
+                with phase(f"extract {split}"):
+                    dataset = make_dataset(files, batch_size)
+                    extract_features(forward, width, dataset, count, features_dir, split)
                 write_json(paths_file(features_dir, split), record_paths(files))
+            views, train_count = params.augment.views, meta.counts["train"]
+            if views:
+                log.info("extracting %d augmented views of %d training images", views, train_count)
+                with phase("extract views"):
+                    dataset = view_batches(
+                        meta.split_files(CACHE_DIR, "train"),
+                        batch_size,
+                        params.augment,
+                        params.seed,
+                    )
+                    file = views_file(features_dir)
+                    extract_without_labels(forward, width, dataset, views * train_count, file)
+            log.info("extracting the mirrored test images' features")
+            with phase("extract mirrored"):
+                dataset = make_dataset(
+                    meta.split_files(CACHE_DIR, "test"), batch_size, transform=mirror
+                )
+                count = meta.counts["test"]
+                extract_without_labels(forward, width, dataset, count, mirrored_file(features_dir))
         save_model(extractor, root / EXTRACTOR_FILE)
 
 

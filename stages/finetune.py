@@ -19,7 +19,9 @@ from transfer.paths import (
     FINETUNED_DIR,
     FINETUNED_MODEL,
     HEAD_FILE,
+    HEAD_MIRRORED_PROBABILITIES,
     HEAD_TEST_PROBABILITIES,
+    MIRRORED_PROBABILITIES,
     TEST_PROBABILITIES,
 )
 from transfer.timing import phase
@@ -42,17 +44,19 @@ def main() -> None:
             log.info("unfreeze=0: the classifier is the frozen backbone and the trained head")
             live.end()
             shutil.copyfile(HEAD_TEST_PROBABILITIES, out_dir / TEST_PROBABILITIES)
+            shutil.copyfile(HEAD_MIRRORED_PROBABILITIES, out_dir / MIRRORED_PROBABILITIES)
             return
         # Imported only here: a head-only run (unfreeze=0) never loads TensorFlow (2-3 s).
         from transfer.models.files import save_model
         from transfer.training.finetune import finetune_classifier
 
-        classifier, probabilities = finetune_classifier(
+        classifier, probabilities, mirrored = finetune_classifier(
             params, CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE, live
         )
         with phase("save models"):
             save_model(classifier, out_dir / FINETUNED_MODEL)
             write_npy(out_dir / TEST_PROBABILITIES, probabilities)
+            write_npy(out_dir / MIRRORED_PROBABILITIES, mirrored)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.features import features_file, labels_file
-from transfer.tfdata import make_dataset
+from transfer.tfdata import ImageTransform, make_dataset
 
 # Makes the array for output `index` (model outputs first, then what the batches carry along):
 # a NumPy array, or anything that takes `array[start:stop] = rows` in order (an NpyWriter).
@@ -70,11 +70,18 @@ def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: in
 
 
 def run_on_records(
-    forward: Callable[[Any], Any], width: int, files: list[Path], count: int, batch_size: int
+    forward: Callable[[Any], Any],
+    width: int,
+    files: list[Path],
+    count: int,
+    batch_size: int,
+    transform: ImageTransform | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(`forward`'s `width` float32 outputs, integer labels) for the first `count` images of
-    a split's TFRecords, in the cached order; the images stream through."""
-    batches = make_dataset(files, batch_size).unbatch().take(count).batch(batch_size)
+    a split's TFRecords, in the cached order, each `transform`ed if given; the images stream
+    through."""
+    dataset = make_dataset(files, batch_size, transform=transform)
+    batches = dataset.unbatch().take(count).batch(batch_size)
     rows = [((width,), np.float32), ((), np.int64)]
     outputs, labels = run_in_batches(forward, batches, count, rows)
     return outputs, labels
@@ -86,11 +93,14 @@ def predict_records(
     count: int,
     batch_size: int,
     strategy: tf.distribute.Strategy | None = None,
+    transform: ImageTransform | None = None,
 ) -> np.ndarray:
     """The model's outputs for the `count` images of a split's TFRecords, in the cached
-    order. Split across the replicas of `strategy` when it has several."""
+    order, each `transform`ed if given. Split across the replicas of `strategy` when it has
+    several."""
     forward = inference_call(model, strategy)
-    return run_on_records(forward, model.output_shape[-1], files, count, batch_size)[0]
+    width = model.output_shape[-1]
+    return run_on_records(forward, width, files, count, batch_size, transform)[0]
 
 
 def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -199,6 +209,29 @@ def extract_features(
     dataset.
     """
     files = [features_file(out_dir, split), labels_file(out_dir, split)]
-    rows = [((width,), np.float32), ((), np.int64)]
-    for writer in run_in_batches(forward, dataset, count, rows, written_to(files)):
+    write_in_batches(forward, dataset, count, [((width,), np.float32), ((), np.int64)], files)
+
+
+def extract_without_labels(
+    forward: Callable[[tf.Tensor], tf.Tensor],
+    width: int,
+    dataset: tf.data.Dataset,
+    count: int,
+    file: Path,
+) -> None:
+    """Write `forward`'s count x width float32 outputs on the pixels of a (pixels, labels)
+    dataset to the .npy `file`, batch by batch (augmented views, mirrored images)."""
+    pixels = dataset.map(lambda images, _labels: (images,))
+    write_in_batches(forward, pixels, count, [((width,), np.float32)], [file])
+
+
+def write_in_batches(
+    forward: Callable[[Any], Any],
+    batches: Iterable[tuple[Any, ...]],
+    count: int,
+    rows: Sequence[tuple[tuple[int, ...], Any]],
+    files: Sequence[Path],
+) -> None:
+    """run_in_batches with every array streamed into its .npy file of `files`."""
+    for writer in run_in_batches(forward, batches, count, rows, written_to(files)):
         writer.close()

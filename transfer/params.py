@@ -21,6 +21,7 @@ ENGINES = ("keras", "litert")  # what runs the frozen forward passes (transfer.l
 # The tf.distribute strategies and the precisions of training (transfer.distribution)
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16")
+ACTIVATION_DTYPES = ("float16", "float32")  # how finetune stores its cached activations
 
 
 class ParamsError(PipelineError):
@@ -129,38 +130,61 @@ class HeadParams:
 
 @dataclass(frozen=True)
 class AugmentParams:
+    views: int = 0
     flip: str = "none"
     rotation: float = 0.0
     zoom: float = 0.0
+    translation: float = 0.0
     contrast: float = 0.0
+    brightness: float = 0.0
 
     def __post_init__(self) -> None:
+        _require(self.views >= 0, "augment.views", "0 or more", self.views)
         modes = ", ".join(FLIP_MODES)
-        _require(self.flip in FLIP_MODES, "finetune.augment.flip", f"one of {modes}", self.flip)
-        for name in ("rotation", "zoom", "contrast"):
+        _require(self.flip in FLIP_MODES, "augment.flip", f"one of {modes}", self.flip)
+        for name in ("rotation", "zoom", "translation", "contrast", "brightness"):
             value = getattr(self, name)
-            _require(0 <= value < 1, f"finetune.augment.{name}", "in [0, 1)", value)
+            _require(0 <= value < 1, f"augment.{name}", "in [0, 1)", value)
+        if self.views:
+            _require(
+                self.transforms, "augment.views", "0 while every transform is off", self.views
+            )
 
     @property
-    def enabled(self) -> bool:
-        return self.flip != "none" or bool(self.rotation or self.zoom or self.contrast)
+    def transforms(self) -> bool:
+        """Whether any transform is on (views are then unlike the clean image)."""
+        return self.flip != "none" or any(
+            (self.rotation, self.zoom, self.translation, self.contrast, self.brightness)
+        )
 
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    learning_rate: float = 1e-5
+    learning_rate: float = 1e-4
+    warmup_epochs: int = 1
     optimizer: str = "adam"
-    epochs: int = 5
+    epochs: int = 10
     batch_size: int = 32
-    patience: int = 2
+    patience: int = 3
     cache_activations: bool = True
     activation_memory_mb: int = 4096
-    augment: AugmentParams = field(default_factory=AugmentParams)
+    activation_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         _check_training("finetune", self)
+        warmup = self.warmup_epochs
+        _require(
+            0 <= warmup < self.epochs, "finetune.warmup_epochs", "in [0, finetune.epochs)", warmup
+        )
         memory = self.activation_memory_mb
         _require(memory >= 0, "finetune.activation_memory_mb", "non-negative", memory)
+        dtype = self.activation_dtype
+        _require(
+            dtype in ACTIVATION_DTYPES,
+            "finetune.activation_dtype",
+            f"one of {', '.join(ACTIVATION_DTYPES)}",
+            dtype,
+        )
 
 
 @dataclass(frozen=True)
@@ -183,6 +207,7 @@ class AuditParams:
 class EvaluateParams:
     top_k: int = 3
     grid_images: int = 25
+    tta: bool = True
 
     def __post_init__(self) -> None:
         _require(self.top_k >= 1, "evaluate.top_k", "at least 1", self.top_k)
@@ -222,6 +247,7 @@ class Params:
     unfreeze: int = 0
     distribute: str = "auto"
     precision: str = "auto"
+    augment: AugmentParams = field(default_factory=AugmentParams)
     split: SplitParams = field(default_factory=SplitParams)
     image: ImageParams = field(default_factory=ImageParams)
     backbone: BackboneParams = field(default_factory=BackboneParams)

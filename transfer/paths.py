@@ -14,11 +14,14 @@ EXTRACTOR_FILE = Path("models/feature_extractor.keras")
 HEAD_FILE = Path("models/head.keras")
 # The head's class probabilities for the cached test features, in their order (train_head).
 HEAD_TEST_PROBABILITIES = Path("models/head_test_probabilities.npy")
-# finetune's output: the classifier's test probabilities (TEST_PROBABILITIES), and with
+HEAD_MIRRORED_PROBABILITIES = Path("models/head_test_mirrored_probabilities.npy")  # for TTA
+# finetune's output: the classifier's test probabilities (TEST_PROBABILITIES) and those of the
+# mirrored test images (MIRRORED_PROBABILITIES, for test-time augmentation), and with
 # unfreeze > 0 the fine-tuned classifier (FINETUNED_MODEL); unfreeze=0 leaves it out: the
 # classifier is then the extractor and the head as trained.
 FINETUNED_DIR = Path("models/finetuned")
 TEST_PROBABILITIES = "test_probabilities.npy"
+MIRRORED_PROBABILITIES = "test_mirrored_probabilities.npy"
 FINETUNED_MODEL = "model.keras"
 MODEL_FILE = Path("models/model.keras")  # the whole classifier, assembled by export
 EXPORT_DIR = Path("models/export")

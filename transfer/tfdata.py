@@ -1,30 +1,18 @@
 """The one tf.data pipeline from the cached TFRecords to batches of (pixels, integer label)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.params import AugmentParams
 from transfer.records.schema import ENCODED, FILENAME, LABEL, parse_example
 
 SHUFFLE_BUFFER = 2048
 PARALLEL_READS = 4
-
-
-def build_augmentation(params: AugmentParams, seed: int) -> keras.Sequential:
-    """Random flip, rotation, zoom and contrast layers for the settings that are on."""
-    steps: list[keras.Layer] = []
-    if params.flip != "none":
-        steps.append(keras.layers.RandomFlip(params.flip, seed=seed))
-    if params.rotation:
-        steps.append(keras.layers.RandomRotation(params.rotation, seed=seed))
-    if params.zoom:
-        steps.append(keras.layers.RandomZoom(params.zoom, seed=seed))
-    if params.contrast:
-        steps.append(keras.layers.RandomContrast(params.contrast, seed=seed))
-    return keras.Sequential(steps, name="augmentation")
+# (uint8 image, its path, a random draw number) -> float32 image, applied to each image before
+# batching; transfer.views makes them.
+ImageTransform = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def read_records(files: list[Path]) -> tf.data.Dataset:
@@ -50,36 +38,40 @@ def make_dataset(
     files: list[Path],
     batch_size: int,
     shuffle_seed: int | None = None,
-    augmentation: keras.Sequential | None = None,
+    transform: ImageTransform | None = None,
     with_filenames: bool = False,
     shuffle_buffer: int = SHUFFLE_BUFFER,
 ) -> tf.data.Dataset:
-    """Read -> shuffle (training only) -> parse/decode -> batch -> to float, augment -> prefetch.
+    """Read -> shuffle (training only) -> parse/decode, transform -> batch -> to float ->
+    prefetch.
 
     Batches are (float32 pixels, int64 labels), plus the images' paths if `with_filenames`.
     Without `shuffle_seed` the order is the same on every run. The shuffle buffer holds
-    serialized records, `shuffle_buffer` of them.
+    serialized records, `shuffle_buffer` of them. `transform` gets each image with its path
+    and a draw number that changes every epoch (seeded by `shuffle_seed`).
     """
     dataset = read_records(files)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if transform is not None:
+        draws = tf.data.Dataset.random(seed=shuffle_seed or 0, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, draws)
+    else:
+        dataset = dataset.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
 
-    def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def decode(serialized: tf.Tensor, draw: tf.Tensor) -> tuple[tf.Tensor, ...]:
         example = parse_example(serialized)
         image = tf.io.decode_jpeg(example[ENCODED], channels=3)  # uint8: batched at 1/4 the bytes
+        if transform is not None:
+            image = transform(image, example[FILENAME], draw)
         names = (example[FILENAME],) if with_filenames else ()
         return image, example[LABEL], *names
 
-    def to_model_inputs(
-        images: tf.Tensor, labels: tf.Tensor, *names: tf.Tensor
-    ) -> tuple[tf.Tensor, ...]:
-        pixels = tf.cast(images, tf.float32)
-        if augmentation is not None:
-            pixels = augmentation(pixels, training=True)
-        return pixels, labels, *names
+    def to_float(images: tf.Tensor, labels: tf.Tensor, *names: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return tf.cast(images, tf.float32), labels, *names
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-    dataset = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

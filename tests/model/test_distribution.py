@@ -21,7 +21,7 @@ import yaml
 from tests.helpers import N_CLASSES, ROOT, SIZE, tiny_classifier, tiny_params
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER, unfreeze_top
 from transfer.models.files import load_model, save_model
-from transfer.params import FinetuneParams
+from transfer.params import AugmentParams, FinetuneParams
 from transfer.paths import SPLITS
 from transfer.records.cache_meta import CacheMeta, write_cache_meta
 from transfer.sandbox import command_env, run_command
@@ -118,7 +118,7 @@ def stage_directory(directory: Path, shards: list[Path], models: Path | None, **
         shutil.copytree(models, directory / "models")
     values = tiny_params(Path("unused"))
     values["backbone"]["batch_size"] = 7  # the last batch, of 3 images, splits unevenly
-    values["finetune"]["epochs"] = 1
+    values["finetune"].update(epochs=1, warmup_epochs=0)
     for key, value in params.items():
         if isinstance(value, dict):
             values[key].update(value)
@@ -226,6 +226,7 @@ def test_two_workers_fine_tune_and_only_the_chief_writes(
     assert {name for name in written if not name.startswith("reports/finetune/plots/")} == {
         "models/finetuned/model.keras",
         "models/finetuned/test_probabilities.npy",
+        "models/finetuned/test_mirrored_probabilities.npy",
         "reports/finetune/metrics.json",
     }
     assert "reports/finetune/plots/metrics/train/loss.tsv" in written
@@ -260,8 +261,18 @@ def test_mixed_precision_trains_in_float16_and_leaves_a_float32_model(
             dtypes["features"] = keras.backend.standardize_dtype(extractor(images).dtype)
             dtypes["probabilities"] = keras.backend.standardize_dtype(classifier(images).dtype)
 
-    params = FinetuneParams(epochs=1, batch_size=8)
-    fit_on_images(classifier, shards, [], N_CLASSES, params, 0, [RecordDtypes()], "mixed_float16")
+    params = FinetuneParams(epochs=1, warmup_epochs=0, batch_size=8)
+    train_only = {"train": (shards, 24)}
+    fit_on_images(
+        classifier,
+        train_only,
+        N_CLASSES,
+        params,
+        AugmentParams(),
+        0,
+        [RecordDtypes()],
+        "mixed_float16",
+    )
     assert dtypes == {
         "optimizer": "LossScaleOptimizer",
         "features": "float16",

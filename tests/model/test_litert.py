@@ -11,7 +11,7 @@ from transfer.inference import extract_features
 from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tflite
 from transfer.models.cut import below_cut, split_at_cut
 from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor, unfreeze_top
-from transfer.params import FinetuneParams
+from transfer.params import AugmentParams, FinetuneParams
 from transfer.tfdata import make_dataset
 from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations
@@ -61,16 +61,18 @@ def test_litert_runs_every_output_of_a_cut_in_order() -> None:
 def test_fine_tuning_on_litert_activations_gives_the_keras_weights(
     shards: list[Path],
 ) -> None:
-    params = FinetuneParams(epochs=2, batch_size=8, learning_rate=0.05)
+    params = FinetuneParams(epochs=2, batch_size=8, learning_rate=0.05, activation_dtype="float32")
     trained = {}
     for engine in ("keras", "litert"):
         extractor, head, _ = tiny_classifier()  # the same seed: the same starting weights
         backbone = extractor.get_layer(BACKBONE_LAYER)
         unfreeze_top(backbone, 30)
-        callbacks = training_callbacks(params.patience, None, True)
+        callbacks = training_callbacks(params.patience, None, True, reduce_on_plateau=False)
         splits = {"train": (shards, 24), "val": (shards, 24)}
         keras.utils.set_random_seed(0)
-        fit_on_activations(extractor, head, splits, N_CLASSES, 30, params, 0, callbacks, engine)
+        fit_on_activations(
+            extractor, head, splits, N_CLASSES, 30, params, AugmentParams(), 0, callbacks, engine
+        )
         trained[engine] = [np.array(w) for w in backbone.weights + head.weights]
     moved = [
         not np.array_equal(a, b) for a, b in zip(trained["keras"], tiny_weights(), strict=True)

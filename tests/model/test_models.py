@@ -128,11 +128,11 @@ def test_head_learns_separable_features_and_logs_with_dvclive(tmp_path: Path) ->
     features = (centres[labels] + random.normal(0, 0.3, (300, 64))).astype(np.float32)
     params = HeadParams(hidden=(16,), epochs=20, learning_rate=0.01, class_weights=True)
     live = open_live(tmp_path / "live")
-    callbacks = training_callbacks(params.patience, live, True)
+    callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=True)
     keras.utils.set_random_seed(0)
     head = train_head(
-        feature_batches(features[:200], labels[:200], params.batch_size, 0),
-        feature_batches(features[200:], labels[200:], params.batch_size),
+        feature_batches(features[:200], labels[:200], N_CLASSES, params.batch_size, 0),
+        feature_batches(features[200:], labels[200:], N_CLASSES, params.batch_size),
         labels[:200],
         64,
         N_CLASSES,
@@ -155,9 +155,9 @@ def test_a_whole_epoch_per_graph_call_trains_the_same_head(monkeypatch) -> None:
 
     def train() -> keras.Model:
         keras.utils.set_random_seed(0)
-        training = feature_batches(features[:200], labels[:200], params.batch_size, 0)
-        validation = feature_batches(features[200:], labels[200:], params.batch_size)
-        callbacks = training_callbacks(params.patience, None, True)
+        training = feature_batches(features[:200], labels[:200], N_CLASSES, params.batch_size, 0)
+        validation = feature_batches(features[200:], labels[200:], N_CLASSES, params.batch_size)
+        callbacks = training_callbacks(params.patience, None, True, reduce_on_plateau=True)
         return train_head(training, validation, labels[:200], 16, N_CLASSES, params, 0, callbacks)
 
     per_epoch = train()  # 7 steps (the last one partial) per call
@@ -165,29 +165,6 @@ def test_a_whole_epoch_per_graph_call_trains_the_same_head(monkeypatch) -> None:
     per_step = train()
     assert all(map(np.array_equal, per_epoch.get_weights(), per_step.get_weights()))
     assert per_epoch.history.history == per_step.history.history
-
-
-def test_feature_batches_shuffle_like_the_records_they_came_from(shards: list[Path]) -> None:
-    """The benchmark's classic run relies on this: same seed and count, same order of images."""
-    names = [
-        name.decode()
-        for _, _, batch in make_dataset(shards, 8, with_filenames=True)
-        for name in batch.numpy()
-    ]
-    positions = np.arange(len(names), dtype=np.float32)[:, None]  # features in record order
-    keras.utils.set_random_seed(3)
-    features = feature_batches(positions, np.zeros(len(names), int), 5, 7)
-    by_features = [
-        [[names[int(p)] for p in batch.numpy()[:, 0]] for batch, _ in features] for _ in range(2)
-    ]
-    keras.utils.set_random_seed(3)
-    images = make_dataset(shards, 5, 7, with_filenames=True, shuffle_buffer=len(names))
-    by_images = [
-        [[name.decode() for name in batch.numpy()] for _, _, batch in images] for _ in range(2)
-    ]
-    assert by_features == by_images
-    first, second = ([name for batch in epoch for name in batch] for epoch in by_features)
-    assert sorted(first) == sorted(names) and first != names and second != first
 
 
 def weights_by_layer(backbone: keras.Model) -> list[list[np.ndarray]]:
@@ -235,9 +212,12 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
     unfreeze = 30
     unfreeze_top(backbone, unfreeze)
     params = FinetuneParams(epochs=2, batch_size=8, learning_rate=0.05)
-    callbacks = training_callbacks(params.patience, open_live(tmp_path / "live"), True)
+    live = open_live(tmp_path / "live")
+    callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
     splits = {"train": (shards, 24), "val": (shards, 24)}
-    fit_on_activations(extractor, head, splits, N_CLASSES, unfreeze, params, 0, callbacks)
+    fit_on_activations(
+        extractor, head, splits, N_CLASSES, unfreeze, params, AugmentParams(), 0, callbacks
+    )
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - unfreeze
     changed_above = False
@@ -265,16 +245,19 @@ def test_finetuning_without_a_validation_split_trains_on_loss(
 ) -> None:
     extractor, head, classifier = tiny_classifier()
     unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 10)
-    params = FinetuneParams(epochs=1, batch_size=8)
+    params = FinetuneParams(epochs=1, warmup_epochs=0, batch_size=8)
     live = open_live(tmp_path / "live")
-    callbacks = training_callbacks(params.patience, live, False)
+    callbacks = training_callbacks(params.patience, live, False, reduce_on_plateau=False)
     train_only = {"train": (shards, 24)}
-    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, 0, callbacks)
-    fit_on_images(classifier, shards, [], N_CLASSES, params, 0, callbacks)
+    no_views = AugmentParams()
+    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, no_views, 0, callbacks)
+    fit_on_images(classifier, train_only, N_CLASSES, params, no_views, 0, callbacks)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").exists()
 
 
-@pytest.mark.parametrize("augment", [AugmentParams(), AugmentParams("horizontal", 0.1, 0.1, 0.2)])
+@pytest.mark.parametrize(
+    "augment", [AugmentParams(), AugmentParams(1, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)]
+)
 def test_finetuning_on_images_runs_with_and_without_augmentation(
     shards: list[Path], augment: AugmentParams, tmp_path: Path
 ) -> None:
@@ -282,9 +265,11 @@ def test_finetuning_on_images_runs_with_and_without_augmentation(
     backbone = extractor.get_layer(BACKBONE_LAYER)
     before = weights_by_layer(backbone)
     unfreeze_top(backbone, 10)
-    params = FinetuneParams(epochs=1, batch_size=8, learning_rate=0.05, augment=augment)
-    callbacks = training_callbacks(params.patience, open_live(tmp_path / "live"), True)
-    fit_on_images(classifier, shards, shards, N_CLASSES, params, 0, callbacks)
+    params = FinetuneParams(epochs=2, batch_size=8, learning_rate=0.05)
+    live = open_live(tmp_path / "live")
+    callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
+    splits = {"train": (shards, 24), "val": (shards, 24)}
+    fit_on_images(classifier, splits, N_CLASSES, params, augment, 0, callbacks)
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - 10
     assert all(

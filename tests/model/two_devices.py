@@ -29,7 +29,7 @@ from transfer.models.factories import (  # noqa: E402
     build_head,
     unfreeze_top,
 )
-from transfer.params import FinetuneParams, HeadParams  # noqa: E402
+from transfer.params import AugmentParams, FinetuneParams, HeadParams  # noqa: E402
 from transfer.tfdata import make_dataset  # noqa: E402
 from transfer.training.callbacks import training_callbacks  # noqa: E402
 from transfer.training.finetune import fit_on_activations, fit_on_images  # noqa: E402
@@ -41,6 +41,7 @@ COUNT = 24  # images in the shards (tests/model/conftest.py)
 # shuffled dataset's first epoch there is the second one of a run without: the head trains
 # on unshuffled batches, the fine-tuning on one batch of all the images per epoch.
 HEAD = HeadParams(hidden=(8,), dropout=0.0, epochs=4, batch_size=32, patience=1)
+NO_VIEWS = AugmentParams()
 FINETUNE = FinetuneParams(epochs=3, batch_size=COUNT, learning_rate=0.001, optimizer="sgd")
 
 
@@ -79,9 +80,9 @@ def head(strategy: tf.distribute.Strategy, shards: list[Path], out: Path) -> dic
     centres = random.normal(0, 1, (N_CLASSES, 16))
     labels = random.integers(0, N_CLASSES, 250)
     rows = (centres[labels] + random.normal(0, 0.5, (250, 16))).astype(np.float32)
-    train = feature_batches(rows[:200], labels[:200], HEAD.batch_size)  # the last batch: 8
-    val = feature_batches(rows[200:], labels[200:], HEAD.batch_size)
-    callbacks = training_callbacks(HEAD.patience, None, True)
+    train = feature_batches(rows[:200], labels[:200], N_CLASSES, HEAD.batch_size)  # last batch: 8
+    val = feature_batches(rows[200:], labels[200:], N_CLASSES, HEAD.batch_size)
+    callbacks = training_callbacks(HEAD.patience, None, True, reduce_on_plateau=True)
     with strategy.scope():
         model = train_head(train, val, labels[:200], 16, N_CLASSES, HEAD, 0, callbacks)
     return {
@@ -101,13 +102,17 @@ def finetune(strategy: tf.distribute.Strategy, shards: list[Path], on_images: bo
         backbone = extractor.get_layer(BACKBONE_LAYER)
         unfreeze_top(backbone, 30)
         before = [np.array(w) for w in classifier.trainable_weights]
-        callbacks = training_callbacks(FINETUNE.patience, None, False)
+        callbacks = training_callbacks(FINETUNE.patience, None, False, reduce_on_plateau=False)
         keras.utils.set_random_seed(0)
         if on_images:
-            fit_on_images(classifier, shards, [], N_CLASSES, FINETUNE, 0, callbacks)
+            fit_on_images(
+                classifier, {"train": (shards, COUNT)}, N_CLASSES, FINETUNE, NO_VIEWS, 0, callbacks
+            )
         else:
             train_only = {"train": (shards, COUNT)}
-            fit_on_activations(extractor, head, train_only, N_CLASSES, 30, FINETUNE, 0, callbacks)
+            fit_on_activations(
+                extractor, head, train_only, N_CLASSES, 30, FINETUNE, NO_VIEWS, 0, callbacks
+            )
     after = [np.array(w) for w in classifier.trainable_weights]
     return {
         "predictions": predict_records(classifier, shards, COUNT, 7, strategy),

@@ -44,7 +44,12 @@ def test_the_shipped_params_are_valid() -> None:
         ("head.activation", "relu7", "head.activation must be one of relu, gelu, silu, "),
         ("head.epochs", 1.5, "head.epochs must be an integer, got 1.5"),
         ("head.dropuot", 0.1, "unknown param head.dropuot"),
-        ("finetune.augment.flip", "sideways", "finetune.augment.flip must be one of none, "),
+        ("augment.flip", "sideways", "augment.flip must be one of none, "),
+        ("augment.zoom", 1.2, "augment.zoom must be in [0, 1), got 1.2"),
+        ("augment.views", -1, "augment.views must be 0 or more, got -1"),
+        ("finetune.warmup_epochs", 10, "finetune.warmup_epochs must be in [0, finetune.epochs)"),
+        ("finetune.activation_dtype", "int8", "finetune.activation_dtype must be one of float16"),
+        ("evaluate.tta", "yes", "evaluate.tta must be true or false, got 'yes'"),
         ("distribute", "ring", "distribute must be one of auto, none, mirrored, multi_worker, "),
         ("precision", "float16", "precision must be one of auto, float32, mixed_float16, got "),
     ],
@@ -55,6 +60,12 @@ def test_a_bad_value_is_one_line_naming_the_param(key: str, value: Any, message:
     text = str(error.value)
     assert text.startswith(f"params.yaml: {message}")
     assert "\n" not in text
+
+
+def test_views_without_any_transform_are_one_line_naming_the_param() -> None:
+    raw = with_value("augment", {"views": 2})
+    with pytest.raises(ParamsError, match=r"augment.views must be 0 while every transform is off"):
+        parse_params(raw)
 
 
 def test_broken_yaml_names_the_file_and_line(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def build_classifier(extractor: keras.Model, head: keras.Model) -> keras.Model:
 def compile_model(
     model: keras.Model,
     optimizer: str,
-    learning_rate: float,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
     smoothing: float = 0.0,
     steps_per_execution: int = 1,
 ) -> None:

@@ -21,12 +21,15 @@ from transfer.models.factories import (
     unfreeze_top,
 )
 from transfer.models.files import load_model
-from transfer.params import FinetuneParams, Params
+from transfer.params import AugmentParams, FinetuneParams, Params
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
-from transfer.tfdata import build_augmentation, make_dataset, with_one_hot
+from transfer.tfdata import make_dataset, with_one_hot
 from transfer.timing import phase
-from transfer.training.activations import ActivationBatches, activation_bytes, cache_activations
+from transfer.training.activations import activation_bytes, cache_activations, check_stored
+from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
+from transfer.training.head import steps_per_epoch
+from transfer.views import mirror, view_batches, view_transform
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +43,44 @@ def training_splits(cache_dir: Path, meta: CacheMeta) -> dict[str, tuple[list[Pa
     }
 
 
+def learning_rate_schedule(
+    params: FinetuneParams, steps: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """A linear warm-up from 0 over `params.warmup_epochs`, then a cosine decay to 0 by the
+    end of the last epoch; `steps` batches an epoch. The warm-up keeps the first updates of
+    the unfrozen layers, when the head's gradients are largest, from wrecking their weights."""
+    warmup = params.warmup_epochs * steps
+    decay = (params.epochs - params.warmup_epochs) * steps
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, decay)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay, warmup_target=params.learning_rate, warmup_steps=warmup
+    )
+
+
 def fit_on_images(
     classifier: keras.Model,
-    train_files: list[Path],
-    val_files: list[Path],
+    splits: dict[str, tuple[list[Path], int]],
     n_classes: int,
     params: FinetuneParams,
+    augment: AugmentParams,
     seed: int,
     callbacks: list[keras.callbacks.Callback],
     precision: str = "float32",
 ) -> None:
-    """Ordinary fine-tuning: every image goes through the whole backbone on every epoch.
+    """Ordinary fine-tuning: every image goes through the whole backbone on every epoch,
+    as a new augmented view each time when `augment.views` is above 0.
 
-    Trains in the dtype policy `precision`, under the strategy the classifier was built in.
+    `splits` as for fit_on_activations. Trains in the dtype policy `precision`, under the
+    strategy the classifier was built in.
     """
-    augmentation = build_augmentation(params.augment, seed) if params.augment.enabled else None
-    train = make_dataset(train_files, params.batch_size, seed, augmentation)
-    val = make_dataset(val_files, params.batch_size) if val_files else None
+    transform = view_transform(augment, seed) if augment.views else None
+    train_files, train_count = splits["train"]
+    train = make_dataset(train_files, params.batch_size, seed, transform)
+    val = make_dataset(splits["val"][0], params.batch_size) if "val" in splits else None
+    schedule = learning_rate_schedule(params, steps_per_epoch(train_count, params.batch_size))
     with computing_in(precision, classifier):
-        compile_model(classifier, params.optimizer, params.learning_rate)
+        compile_model(classifier, params.optimizer, schedule)
         classifier.fit(
             with_one_hot(train, n_classes),
             validation_data=None if val is None else with_one_hot(val, n_classes),
@@ -75,6 +97,7 @@ def fit_on_activations(
     n_classes: int,
     unfreeze: int,
     params: FinetuneParams,
+    augment: AugmentParams,
     seed: int,
     callbacks: list[keras.callbacks.Callback],
     engine: str = "keras",
@@ -82,15 +105,26 @@ def fit_on_activations(
 ) -> None:
     """Fine-tuning on the cached outputs of the frozen layers; trains the layers in place.
 
-    `splits` maps train, and val unless it is empty, to (TFRecord files, image count); the
-    frozen layers run on `engine` (keras or litert), training stays in Keras, in the dtype
-    policy `precision`. In a distribution strategy's scope, both run on its replicas.
+    `splits` maps train, and val unless it is empty, to (TFRecord files, image count). The
+    training images' `augment.views` augmented views (the same as extract's) are cached
+    beside their clean activations, and each epoch trains on a seeded choice among them per
+    image. The frozen layers run on `engine` (keras or litert), training stays in Keras, in
+    the dtype policy `precision`. In a distribution strategy's scope, both run on its
+    replicas.
     """
     lower, upper = split_at_cut(extractor.get_layer(BACKBONE_LAYER), unfreeze)
-    total = sum(activation_bytes(lower, count) for _, count in splits.values())
+    rows = {
+        split: count * (1 + augment.views if split == "train" else 1)
+        for split, (_, count) in splits.items()
+    }
+    dtype = params.activation_dtype
+    total = sum(activation_bytes(lower, count, dtype) for count in rows.values())
     on_disk = total > params.activation_memory_mb * 2**20
     log.info(
-        "caching %.0f MB of activations %s", total / 2**20, "on disk" if on_disk else "in memory"
+        "caching %.0f MB of %s activations %s",
+        total / 2**20,
+        dtype,
+        "on disk" if on_disk else "in memory",
     )
     forward = frozen_forward(below_cut(extractor, lower), engine, tf.distribute.get_strategy())
     cached = {}
@@ -100,14 +134,22 @@ def fit_on_activations(
             if on_disk:
                 directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=split)))
             dataset = make_dataset(files, params.batch_size)
-            cached[split] = cache_activations(forward, dataset, lower, count, directory)
+            if split == "train" and augment.views:
+                views = view_batches(files, params.batch_size, augment, seed)
+                dataset = dataset.concatenate(views)
+            activations, labels = cache_activations(
+                forward, dataset, lower, rows[split], directory, dtype
+            )
+            check_stored(activations, dtype)
+            cached[split] = activations, labels[:count]
         model = build_top_model(lower, upper, head)
-        train = ActivationBatches(*cached["train"], n_classes, params.batch_size, seed)
+        train = ViewBatches(*cached["train"], n_classes, params.batch_size, seed)
         val = None
         if "val" in cached:
-            val = ActivationBatches(*cached["val"], n_classes, params.batch_size)
+            val = ViewBatches(*cached["val"], n_classes, params.batch_size)
+        schedule = learning_rate_schedule(params, len(train))
         with computing_in(precision, model):
-            compile_model(model, params.optimizer, params.learning_rate)
+            compile_model(model, params.optimizer, schedule)
             model.fit(
                 train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2
             )
@@ -115,13 +157,13 @@ def fit_on_activations(
 
 def finetune_classifier(
     params: Params, cache_dir: Path, extractor_file: Path, head_file: Path, live: Live
-) -> tuple[keras.Model, np.ndarray]:
+) -> tuple[keras.Model, np.ndarray, np.ndarray]:
     """Fine-tune the top `params.unfreeze` backbone layers with the head (unfreeze >= 1).
 
-    On cached activations, unless augmentation or `finetune.cache_activations: false` asks
-    for the ordinary path; under the `distribute` strategy, in the `precision` policy.
-    Returns the classifier (float32) and its class probabilities for the test images, in
-    the cached order.
+    On cached activations (and cached augmented views), unless `finetune.cache_activations:
+    false` asks for the ordinary path; under the `distribute` strategy, in the `precision`
+    policy. Returns the classifier (float32) and its class probabilities for the test
+    images, clean and mirrored, in the cached order.
     """
     strategy = strategy_for(params.distribute)  # first: before TensorFlow starts
     precision = precision_for(params.precision)
@@ -134,16 +176,18 @@ def finetune_classifier(
         classifier = build_classifier(extractor, head)
     unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
     splits = training_splits(cache_dir, meta)
-    callbacks = training_callbacks(finetune.patience, live, "val" in splits)
+    # The learning rate follows its schedule: no decay on plateau.
+    callbacks = training_callbacks(
+        finetune.patience, live, "val" in splits, reduce_on_plateau=False
+    )
     with phase("train"), strategy.scope():
-        if finetune.augment.enabled or not finetune.cache_activations:
-            val_files = splits["val"][0] if "val" in splits else []
+        if not finetune.cache_activations:
             fit_on_images(
                 classifier,
-                splits["train"][0],
-                val_files,
+                splits,
                 meta.n_classes,
                 finetune,
+                params.augment,
                 params.seed,
                 callbacks,
                 precision,
@@ -156,14 +200,18 @@ def finetune_classifier(
                 meta.n_classes,
                 params.unfreeze,
                 finetune,
+                params.augment,
                 params.seed,
                 callbacks,
                 params.backbone.engine,
                 precision,
             )
     with phase("predict"):
-        test_files = meta.split_files(cache_dir, "test")
-        probabilities = predict_records(
-            classifier, test_files, meta.counts["test"], finetune.batch_size, strategy
+        test_files, count = meta.split_files(cache_dir, "test"), meta.counts["test"]
+        probabilities, mirrored = (
+            predict_records(
+                classifier, test_files, count, finetune.batch_size, strategy, transform
+            )
+            for transform in (None, mirror)
         )
-    return classifier, probabilities
+    return classifier, probabilities, mirrored

@@ -10,22 +10,26 @@ import tensorflow as tf
 from transfer.distribution import computing_in
 from transfer.models.factories import build_classifier, build_head, compile_model
 from transfer.params import HeadParams
-from transfer.tfdata import with_one_hot
 from transfer.training.callbacks import balanced_class_weights
 
 
 def feature_batches(
-    features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (features, integer labels); with `shuffle_seed`, a new order every epoch.
+    """Batches of (features, one-hot labels); with `shuffle_seed`, a new order every epoch.
 
-    The arrays are in memory already, so this is not make_dataset's pipeline. The shuffle
-    holds the whole split, so each epoch is a seeded permutation that depends only on the seed
-    and the count: make_dataset(..., shuffle_buffer=count) gives the same images the same
-    order, which lets the benchmark train the tutorials' way on identical batches. Build it
-    after keras.utils.set_random_seed: tf.data combines the seed with the global one.
+    The training rows are each image's clean features and each augmented view's, every one a
+    sample of the epoch (features.load_training_variants); measured against a seeded choice of
+    one view per image per epoch, this was as good or better (see the README). The shuffle
+    holds every row, so each epoch is a seeded permutation that depends only on the seed and
+    the count. Build it after keras.utils.set_random_seed: tf.data combines the seed with the
+    global one.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    dataset = tf.data.Dataset.from_tensor_slices((features, tf.one_hot(labels, n_classes)))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -39,8 +43,8 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
 
 
 def train_head(
-    train: tf.data.Dataset,
-    val: tf.data.Dataset | None,
+    train: tf.data.Dataset | keras.utils.PyDataset,
+    val: tf.data.Dataset | keras.utils.PyDataset | None,
     train_labels: np.ndarray,
     width: int,
     n_classes: int,
@@ -50,7 +54,7 @@ def train_head(
     extractor: keras.Model | None = None,
     precision: str = "float32",
 ) -> keras.Model:
-    """Fit a new head on (inputs, integer labels) batches; the callbacks decide when to stop.
+    """Fit a new head on (inputs, one-hot labels) batches; the callbacks decide when to stop.
 
     The inputs are `width`-wide feature vectors, or, with a frozen `extractor`, the images it
     turns into them. Seeds Python, NumPy, TensorFlow and Keras with `seed` first, so that the
@@ -75,8 +79,8 @@ def train_head(
         )
         weights = balanced_class_weights(train_labels, n_classes) if params.class_weights else None
         model.fit(
-            with_one_hot(train, n_classes),
-            validation_data=None if val is None else with_one_hot(val, n_classes),
+            train,
+            validation_data=val,
             epochs=params.epochs,
             class_weight=weights,
             callbacks=callbacks,

@@ -1,0 +1,101 @@
+"""Augmented views of a training image: random flip, rotation, zoom, translation, contrast and
+brightness, drawn with TensorFlow's stateless random ops.
+
+A view is a function of (seed, the image's path, a draw number) only. `extract` and the
+activation cache use draw = the view's index, so each cached view is the same on every run
+and adding an image changes no other image's views; the ordinary fine-tune draws a new number
+per image per epoch.
+"""
+
+import functools
+import math
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from transfer.params import AugmentParams
+from transfer.tfdata import ImageTransform, make_dataset
+
+KEY_BUCKETS = 2**62  # the image key: the path's FarmHash fingerprint, the same on every machine
+
+
+def view_seed(seed: int, path: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
+    """The stateless seed (two int64s) of one view of the image at `path`."""
+    key = tf.strings.to_hash_bucket_fast(path, KEY_BUCKETS)
+    image_seed = tf.stack([tf.constant(seed, tf.int64), key])
+    return tf.random.experimental.stateless_fold_in(image_seed, tf.cast(draw, tf.int32))
+
+
+def _uniform(seed: tf.Tensor, limit: float) -> tf.Tensor:
+    return tf.random.stateless_uniform((), seed, -limit, limit)
+
+
+def _geometry(params: AugmentParams, size: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """The 8-number projective transform (output pixel -> input pixel, Keras' convention) of a
+    rotation and a zoom about the centre, then a translation."""
+    angle = _uniform(seeds[0], params.rotation * 2 * math.pi)
+    scale = 1 + _uniform(seeds[1], params.zoom)  # above 1 shows more of the image: zooms out
+    shift_x = _uniform(seeds[2], params.translation) * size[1]
+    shift_y = _uniform(seeds[3], params.translation) * size[0]
+    centre_x, centre_y = (size[1] - 1) / 2, (size[0] - 1) / 2
+    a0, a1 = scale * tf.cos(angle), -scale * tf.sin(angle)
+    b0, b1 = scale * tf.sin(angle), scale * tf.cos(angle)
+    a2 = centre_x - a0 * centre_x - a1 * centre_y - shift_x
+    b2 = centre_y - b0 * centre_x - b1 * centre_y - shift_y
+    return tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Tensor:
+    """One view of a float32 RGB image with pixels in [0, 255], from a stateless seed."""
+    seeds = tf.random.experimental.stateless_split(seed, num=8)
+    if params.flip in ("horizontal", "horizontal_and_vertical"):
+        image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    if params.flip in ("vertical", "horizontal_and_vertical"):
+        image = tf.image.stateless_random_flip_up_down(image, seeds[1])
+    if params.rotation or params.zoom or params.translation:
+        size = tf.cast(tf.shape(image)[:2], tf.float32)
+        transform = _geometry(params, size, seeds[2:6])
+        # Reflected edges, as Keras' RandomRotation and RandomZoom fill them.
+        image = keras.ops.image.affine_transform(
+            image[None], transform[None], interpolation="bilinear", fill_mode="reflect"
+        )[0]
+    if params.contrast:
+        factor = 1 + _uniform(seeds[6], params.contrast)
+        mean = tf.reduce_mean(image, axis=(0, 1), keepdims=True)
+        image = mean + (image - mean) * factor
+    if params.brightness:
+        image = image + _uniform(seeds[7], params.brightness) * 255.0
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def view_transform(params: AugmentParams, seed: int) -> ImageTransform:
+    """Image -> its augmented view number `draw` (see the module's docstring)."""
+
+    def transform(image: tf.Tensor, path: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
+        return augment(tf.cast(image, tf.float32), view_seed(seed, path, draw), params)
+
+    return transform
+
+
+def fixed_view(transform: ImageTransform, view: int) -> ImageTransform:
+    """`transform` with the draw fixed to `view`: the cached view of that index."""
+    return lambda image, path, _draw: transform(image, path, tf.constant(view, tf.int64))
+
+
+def mirror(image: tf.Tensor, _path: tf.Tensor, _draw: tf.Tensor) -> tf.Tensor:
+    """The image mirrored left to right: what test-time augmentation averages in."""
+    return tf.image.flip_left_right(tf.cast(image, tf.float32))
+
+
+def view_batches(
+    files: list[Path], batch_size: int, params: AugmentParams, seed: int
+) -> tf.data.Dataset:
+    """(pixels, labels) batches of the `params.views` augmented views of a split's images:
+    view 0 of every image in the cached order, then view 1, and so on."""
+    transform = view_transform(params, seed)
+    views = [
+        make_dataset(files, batch_size, transform=fixed_view(transform, view))
+        for view in range(params.views)
+    ]
+    return functools.reduce(tf.data.Dataset.concatenate, views)
