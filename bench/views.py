@@ -131,8 +131,13 @@ def main() -> None:
         )
     )
     unfreeze = f"unfreeze={UNFREEZE}"
+    cached_rows = meta.counts["train"] * (1 + loaded.augment.views) + meta.counts["val"]
     cached_seconds, cached_lines = timed_experiment(repo, work, "-S", unfreeze)
     cached_accuracy = accuracy(repo)
+    experiment_timings = max(work.glob("timings-*.jsonl"), key=lambda path: path.stat().st_mtime)
+    caching = phase_seconds(experiment_timings, "cache activations")
+    training = phase_seconds(experiment_timings, "train") - caching
+    epochs = len((repo / "reports/finetune/plots/metrics/train/loss.tsv").read_text().split()) - 1
     ordinary_seconds, _ = timed_experiment(
         repo, work, "-S", unfreeze, "-S", "finetune.cache_activations=false"
     )
@@ -142,6 +147,11 @@ def main() -> None:
             f"dvc exp run -S {unfreeze} (cached activations and views)",
             f"{cached_seconds:.1f} s, test accuracy {cached_accuracy:.4f} "
             f"({cached_accuracy - head_only:+.4f} against head-only)",
+        ),
+        (
+            "  its finetune stage",
+            f"caching {caching:.1f} s ({1000 * caching / cached_rows:.1f} ms a row of "
+            f"{cached_rows}), training {training:.1f} s ({epochs} epochs)",
         ),
         (
             f"dvc exp run -S {unfreeze} -S finetune.cache_activations=false",

@@ -87,22 +87,6 @@ def run_on_records(
     return outputs, labels
 
 
-def predict_records(
-    model: keras.Model,
-    files: list[Path],
-    count: int,
-    batch_size: int,
-    strategy: tf.distribute.Strategy | None = None,
-    transform: ImageTransform | None = None,
-) -> np.ndarray:
-    """The model's outputs for the `count` images of a split's TFRecords, in the cached
-    order, each `transform`ed if given. Split across the replicas of `strategy` when it has
-    several."""
-    forward = inference_call(model, strategy)
-    width = model.output_shape[-1]
-    return run_on_records(forward, width, files, count, batch_size, transform)[0]
-
-
 def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.empty(shape, dtype)
 

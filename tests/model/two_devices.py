@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from tests.helpers import N_CLASSES, SIZE  # noqa: E402
 from transfer.distribution import strategy_for  # noqa: E402
-from transfer.inference import extract_features, predict_records  # noqa: E402
+from transfer.inference import extract_features, inference_call, run_on_records  # noqa: E402
 from transfer.litert import LiteRTModel, frozen_forward  # noqa: E402
 from transfer.models.factories import (  # noqa: E402
     BACKBONE_LAYER,
@@ -115,7 +115,9 @@ def finetune(strategy: tf.distribute.Strategy, shards: list[Path], on_images: bo
             )
     after = [np.array(w) for w in classifier.trainable_weights]
     return {
-        "predictions": predict_records(classifier, shards, COUNT, 7, strategy),
+        "predictions": run_on_records(
+            inference_call(classifier, strategy), N_CLASSES, shards, COUNT, 7
+        )[0],
         **{f"update_{i}": a - b for i, (a, b) in enumerate(zip(after, before, strict=True))},
     }
 
