@@ -137,7 +137,9 @@ def main() -> None:
     experiment_timings = max(work.glob("timings-*.jsonl"), key=lambda path: path.stat().st_mtime)
     caching = phase_seconds(experiment_timings, "cache activations")
     training = phase_seconds(experiment_timings, "train") - caching
-    epochs = len((repo / "reports/finetune/plots/metrics/train/loss.tsv").read_text().split()) - 1
+    epochs = (
+        len((repo / "reports/finetune/plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
+    )
     ordinary_seconds, _ = timed_experiment(
         repo, work, "-S", unfreeze, "-S", "finetune.cache_activations=false"
     )

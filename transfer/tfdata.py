@@ -56,10 +56,8 @@ def make_dataset(
     if transform is not None:
         draws = tf.data.Dataset.random(seed=shuffle_seed or 0, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, draws)
-    else:
-        dataset = dataset.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
 
-    def decode(serialized: tf.Tensor, draw: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def decode(serialized: tf.Tensor, draw: tf.Tensor | None = None) -> tuple[tf.Tensor, ...]:
         example = parse_example(serialized)
         image = tf.io.decode_jpeg(example[ENCODED], channels=3)  # uint8: batched at 1/4 the bytes
         if transform is not None:
