@@ -1,5 +1,6 @@
-"""Training batches from cached arrays (features or cut activations) holding each image's clean
-row and its augmented views' rows, one view chosen per image per epoch."""
+"""Fine-tuning batches from the cached cut activations, which hold each training image's clean
+rows and its augmented views' rows: one of them chosen per image per epoch. (The head, whose
+features fit in memory, trains on every row instead: training.head.feature_batches.)"""
 
 import math
 
