@@ -78,6 +78,14 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    """The benchmark's result: a title, then a line per (what, figure), aligned."""
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{title}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
 def timed(args: list[str], repo: Path, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     result = run_command(args, repo, env)
@@ -323,10 +331,7 @@ def main() -> None:
                 f"caching {caching:.1f} s, val accuracy {cached.val_accuracy}",
             )
         )
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{cpu_model()}, {available_cores()} cores")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(f"{cpu_model()}, {available_cores()} cores", rows)
     for title, lines in (
         (f"dvc exp run evaluate -S {dropout}", evaluate_lines),
         (f"dvc exp run -S {full_dropout}", full_lines),

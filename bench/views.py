@@ -17,7 +17,6 @@ Builds a throwaway git + DVC copy of the pipeline on the dataset and prints one 
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import keras
 import numpy as np
 import yaml
 
-from bench.bench import classic_training, cpu_model, dvc, timed, timed_experiment
+from bench.bench import classic_training, cpu_model, dvc, print_table, timed, timed_experiment
 from transfer.litert import available_cores
 from transfer.models.factories import build_feature_extractor
 from transfer.params import HeadParams, load_params
@@ -103,9 +102,7 @@ def main() -> None:
     params["data"]["source"] = str(dataset)
     repo = make_pipeline_repo(work / "repo", params)
     timings = work / "first-repro.jsonl"
-    os.environ[TIMINGS_ENV] = str(timings)
-    first = dvc(repo, "repro")
-    del os.environ[TIMINGS_ENV]
+    first = timed([sys.executable, "-m", "dvc", "repro"], repo, {TIMINGS_ENV: str(timings)})
     head_only = accuracy(repo)
     meta = read_cache_meta(repo / CACHE_DIR)
     loaded = load_params(repo / "params.yaml")
@@ -162,10 +159,7 @@ def main() -> None:
             f"{cached_accuracy - ordinary_accuracy:+.4f}",
         ),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{dataset.name}: {cpu_model()}, {available_cores()} cores")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(f"{dataset.name}: {cpu_model()}, {available_cores()} cores", rows)
     print(f"\nWhere the time of `dvc exp run -S {unfreeze}` went (seconds):")
     print("\n".join(cached_lines))
 

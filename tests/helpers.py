@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
+from transfer.models.files import load_model, save_model
 from transfer.params import HeadParams
 from transfer.sandbox import run_command, run_measured
 
@@ -79,6 +80,17 @@ import numpy as np
 model = keras.models.load_model(sys.argv[1], safe_mode=True)
 np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
 """
+
+
+def assert_reloads_alike(model: keras.Model, directory: Path) -> None:
+    """The model saved (save_model) and loaded back (load_model) predicts as it does."""
+    save_model(model, directory / "model.keras")
+    keras.backend.clear_session()
+    loaded = load_model(directory / "model.keras")
+    images = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path) -> np.ndarray:

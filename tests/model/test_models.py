@@ -8,7 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import N_CLASSES, SIZE, predict_with_plain_keras, tiny_classifier
+from tests.helpers import (
+    N_CLASSES,
+    SIZE,
+    assert_reloads_alike,
+    predict_with_plain_keras,
+    tiny_classifier,
+)
 from transfer.errors import PipelineError
 from transfer.inference import extract_features, traced_call
 from transfer.litert import LiteRTModel, serving_function, to_tflite
@@ -229,15 +235,7 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
             changed_above |= not same
     assert changed_above
 
-    images = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype("float32")
-    save_model(classifier, tmp_path / "model.keras")
-    loaded = load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(
-        loaded.predict(images, verbose=0),
-        classifier.predict(images, verbose=0),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    assert_reloads_alike(classifier, tmp_path)
 
 
 def test_finetuning_without_a_validation_split_trains_on_loss(

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import N_CLASSES, SIZE, tiny_classifier
+from tests.helpers import N_CLASSES, SIZE, assert_reloads_alike, tiny_classifier
 from transfer.errors import PipelineError
 from transfer.inference import extract_without_labels, traced_call
 from transfer.models.factories import BACKBONE_LAYER, unfreeze_top
-from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.records.schema import serialize_example, write_shards
 from transfer.tfdata import make_dataset
@@ -181,16 +180,7 @@ def test_the_saved_cached_view_fine_tune_predicts_like_the_model_loaded_from_dis
     shards: list[Path], tmp_path: Path
 ) -> None:
     classifier = fine_tune_on_views(shards, 4096, tmp_path / "live")
-    save_model(classifier, tmp_path / "model.keras")
-    keras.backend.clear_session()
-    loaded = load_model(tmp_path / "model.keras")
-    images = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype("float32")
-    np.testing.assert_allclose(
-        loaded.predict(images, verbose=0),
-        classifier.predict(images, verbose=0),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    assert_reloads_alike(classifier, tmp_path)
 
 
 def test_float16_storage_that_loses_the_activations_is_a_one_line_error(
