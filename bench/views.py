@@ -1,7 +1,7 @@
 """Benchmark of the augmented views (issue 16) on a real dataset, at the project's defaults.
 
     KERAS_HOME=/abs/path/to/keras python -m bench.views /abs/path/to/dataset [--work DIR]
-        [--before DIR]
+        [--before DIR] [--repeats N]
 
 Builds a throwaway git + DVC copy of the pipeline on the dataset and prints one table:
 - the first `dvc repro` (head only), its test accuracy, and what the views cost per image;
@@ -11,7 +11,9 @@ Builds a throwaway git + DVC copy of the pipeline on the dataset and prints one 
   the frozen backbone every epoch, same split;
 - `dvc exp run -S unfreeze=50` (fine-tuning on cached activations and cached views) against
   head-only, and against the ordinary augmented fine-tune of the same layers, settings and
-  epochs (`-S finetune.cache_activations=false`), each timed as a whole experiment;
+  epochs (`-S finetune.cache_activations=false`), each timed as a whole experiment, with
+  their epochs and the caching timed apart; with `--repeats N`, N pairs in turn (medians,
+  with the range), and how much faster the cached one would be if caching took no time;
 - the machine's raw Keras MobileNetV2 forward speed, to set the absolute times against.
 """
 
@@ -20,7 +22,9 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import keras
 import numpy as np
@@ -77,11 +81,56 @@ def phase_seconds(timings: Path, name: str) -> float:
     return sum(e["seconds"] for e in entries if e.get("phase") == name)
 
 
+@dataclass(frozen=True)
+class FineTuneRun:
+    """One `dvc exp run -S unfreeze=50`: wall seconds, test accuracy, seconds caching the
+    activations (0 on the ordinary path), epochs run and seconds an epoch."""
+
+    seconds: float
+    accuracy: float
+    caching: float
+    epochs: int
+    epoch: float
+    breakdown: list[str]
+
+
+def fine_tune_run(repo: Path, work: Path, cached: bool) -> FineTuneRun:
+    """`dvc exp run -S unfreeze=50` on cached activations and views, or on the ordinary path.
+    Both settings are given every time: an experiment's params stay in the workspace."""
+    seconds, lines = timed_experiment(
+        repo,
+        work,
+        "-S",
+        f"unfreeze={UNFREEZE}",
+        "-S",
+        f"finetune.cache_activations={str(cached).lower()}",
+    )
+    timings = max(work.glob("timings-*.jsonl"), key=lambda path: path.stat().st_mtime)
+    if not phase_seconds(timings, "train"):
+        sys.exit(f"the experiment did not fine-tune (restored from DVC's run cache?): {timings}")
+    caching = phase_seconds(timings, "cache activations")
+    loss = repo / "reports/finetune/plots/metrics/train/loss.tsv"
+    epochs = len(loss.read_text().splitlines()) - 1
+    epoch = (phase_seconds(timings, "train") - caching) / epochs
+    return FineTuneRun(seconds, accuracy(repo), caching, epochs, epoch, lines)
+
+
+def spread(values: list[float], form: str = ".1f") -> str:
+    """The median, and the range when there are several."""
+    if len(values) == 1:
+        return format(values[0], form)
+    middle, low, high = (format(v, form) for v in (median(values), min(values), max(values)))
+    return f"{middle} ({low}-{high})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", type=Path, help="a folder of class subfolders of images")
     parser.add_argument("--work", type=Path, help="where to build the throwaway repos")
     parser.add_argument("--before", type=Path, help="a checkout of an earlier version")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="cached and ordinary fine-tunes, in turn"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-views-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -127,41 +176,59 @@ def main() -> None:
             f"(head-only now: {head_only - classic_accuracy:+.4f})",
         )
     )
-    unfreeze = f"unfreeze={UNFREEZE}"
+    # Cached, then ordinary, `--repeats` times in turn: pairing keeps the ratio meaningful
+    # when the machine's speed drifts (on this 2-core VM it switched by up to 1.9x).
+    runs: dict[str, list[FineTuneRun]] = {"cached": [], "ordinary": []}
+    for _ in range(args.repeats):
+        for path in runs:
+            runs[path].append(fine_tune_run(repo, work, path == "cached"))
+    cached, ordinary = runs["cached"], runs["ordinary"]
+    ratios = [o.seconds / c.seconds for c, o in zip(cached, ordinary, strict=True)]
+    cached_accuracy, ordinary_accuracy = cached[0].accuracy, ordinary[0].accuracy
     cached_rows = meta.counts["train"] * (1 + loaded.augment.views) + meta.counts["val"]
-    cached_seconds, cached_lines = timed_experiment(repo, work, "-S", unfreeze)
-    cached_accuracy = accuracy(repo)
-    experiment_timings = max(work.glob("timings-*.jsonl"), key=lambda path: path.stat().st_mtime)
-    caching = phase_seconds(experiment_timings, "cache activations")
-    training = phase_seconds(experiment_timings, "train") - caching
-    epochs = (
-        len((repo / "reports/finetune/plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
-    )
-    ordinary_seconds, _ = timed_experiment(
-        repo, work, "-S", unfreeze, "-S", "finetune.cache_activations=false"
-    )
-    ordinary_accuracy = accuracy(repo)
+    caching = [run.caching for run in cached]
+    free_caching = [
+        o.seconds / (c.seconds - c.caching) for c, o in zip(cached, ordinary, strict=True)
+    ]
+    unfreeze = f"unfreeze={UNFREEZE}"
     rows += [
         (
             f"dvc exp run -S {unfreeze} (cached activations and views)",
-            f"{cached_seconds:.1f} s, test accuracy {cached_accuracy:.4f} "
-            f"({cached_accuracy - head_only:+.4f} against head-only)",
+            f"{spread([run.seconds for run in cached])} s, test accuracy "
+            f"{cached_accuracy:.4f} ({cached_accuracy - head_only:+.4f} against head-only)",
         ),
         (
-            "  its finetune stage",
-            f"caching {caching:.1f} s ({1000 * caching / cached_rows:.1f} ms a row of "
-            f"{cached_rows}), training {training:.1f} s ({epochs} epochs)",
+            "  its caching",
+            f"{spread(caching)} s ({1000 * median(caching) / cached_rows:.1f} ms a row of "
+            f"{cached_rows})",
+        ),
+        (
+            "  its epochs",
+            f"{spread([run.epoch for run in cached])} s an epoch ({cached[0].epochs} epochs)",
         ),
         (
             f"dvc exp run -S {unfreeze} -S finetune.cache_activations=false",
-            f"{ordinary_seconds:.1f} s, test accuracy {ordinary_accuracy:.4f}; cached: "
-            f"{ordinary_seconds / cached_seconds:.1f}x faster, "
-            f"{cached_accuracy - ordinary_accuracy:+.4f}",
+            f"{spread([run.seconds for run in ordinary])} s, test accuracy "
+            f"{ordinary_accuracy:.4f}",
         ),
+        (
+            "  its epochs",
+            f"{spread([run.epoch for run in ordinary])} s an epoch ({ordinary[0].epochs} epochs)",
+        ),
+        (
+            "cached against ordinary, pair by pair",
+            f"{spread(ratios, '.2f')}x faster, "
+            f"accuracy {cached_accuracy - ordinary_accuracy:+.4f}",
+        ),
+        ("  the same if caching took no time", f"{spread(free_caching, '.2f')}x faster"),
     ]
+    for path, path_runs in runs.items():
+        if len({run.accuracy for run in path_runs}) > 1:
+            accuracies = ", ".join(f"{run.accuracy:.4f}" for run in path_runs)
+            rows.append((f"{path} test accuracies differ between repeats", accuracies))
     print_table(f"{dataset.name}: {cpu_model()}, {available_cores()} cores", rows)
-    print(f"\nWhere the time of `dvc exp run -S {unfreeze}` went (seconds):")
-    print("\n".join(cached_lines))
+    print(f"\nWhere the time of the first `dvc exp run -S {unfreeze}` went (seconds):")
+    print("\n".join(cached[0].breakdown))
 
 
 if __name__ == "__main__":
