@@ -11,12 +11,13 @@ from PIL import Image
 
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
 from transfer.models.files import load_model, save_model
-from transfer.params import HeadParams
+from transfer.params import AugmentParams, HeadParams
 from transfer.sandbox import run_command, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32  # the side of the model tests' images
 N_CLASSES = 3
+NO_VIEWS = AugmentParams(views=0)  # training on the clean images alone
 CLASS_COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}
 
 

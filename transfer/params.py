@@ -97,7 +97,7 @@ class BackboneParams:
 
 @dataclass(frozen=True)
 class HeadParams:
-    hidden: tuple[int, ...] = ()
+    hidden: tuple[int, ...] = (128,)
     dropout: float = 0.2
     activation: str = "relu"
     l2: float = 0.0
@@ -105,8 +105,8 @@ class HeadParams:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
-    epochs: int = 10
-    patience: int = 3
+    epochs: int = 20
+    patience: int = 4
     class_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -130,13 +130,13 @@ class HeadParams:
 
 @dataclass(frozen=True)
 class AugmentParams:
-    views: int = 0
-    flip: str = "none"
-    rotation: float = 0.0
-    zoom: float = 0.0
-    translation: float = 0.0
-    contrast: float = 0.0
-    brightness: float = 0.0
+    views: int = 3
+    flip: str = "horizontal"
+    rotation: float = 0.05
+    zoom: float = 0.1
+    translation: float = 0.1
+    contrast: float = 0.1
+    brightness: float = 0.1
 
     def __post_init__(self) -> None:
         _require(self.views >= 0, "augment.views", "0 or more", self.views)

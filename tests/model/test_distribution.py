@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers import N_CLASSES, ROOT, SIZE, tiny_classifier, tiny_params
+from tests.helpers import N_CLASSES, NO_VIEWS, ROOT, SIZE, tiny_classifier, tiny_params
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER, unfreeze_top
 from transfer.models.files import load_model, save_model
-from transfer.params import AugmentParams, FinetuneParams
+from transfer.params import FinetuneParams
 from transfer.paths import SPLITS
 from transfer.records.cache_meta import CacheMeta, write_cache_meta
 from transfer.sandbox import command_env, run_command
@@ -268,7 +268,7 @@ def test_mixed_precision_trains_in_float16_and_leaves_a_float32_model(
         train_only,
         N_CLASSES,
         params,
-        AugmentParams(),
+        NO_VIEWS,
         0,
         [RecordDtypes()],
         "mixed_float16",

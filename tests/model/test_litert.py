@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import N_CLASSES, SIZE, tiny_classifier
+from tests.helpers import N_CLASSES, NO_VIEWS, SIZE, tiny_classifier
 from transfer.inference import extract_features
 from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tflite
 from transfer.models.cut import below_cut, split_at_cut
 from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor, unfreeze_top
-from transfer.params import AugmentParams, FinetuneParams
+from transfer.params import FinetuneParams
 from transfer.tfdata import make_dataset
 from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations
@@ -71,7 +71,7 @@ def test_fine_tuning_on_litert_activations_gives_the_keras_weights(
         splits = {"train": (shards, 24), "val": (shards, 24)}
         keras.utils.set_random_seed(0)
         fit_on_activations(
-            extractor, head, splits, N_CLASSES, 30, params, AugmentParams(), 0, callbacks, engine
+            extractor, head, splits, N_CLASSES, 30, params, NO_VIEWS, 0, callbacks, engine
         )
         trained[engine] = [np.array(w) for w in backbone.weights + head.weights]
     moved = [

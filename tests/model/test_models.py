@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import (
     N_CLASSES,
+    NO_VIEWS,
     SIZE,
     assert_reloads_alike,
     predict_with_plain_keras,
@@ -222,7 +223,7 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
     callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
     splits = {"train": (shards, 24), "val": (shards, 24)}
     fit_on_activations(
-        extractor, head, splits, N_CLASSES, unfreeze, params, AugmentParams(), 0, callbacks
+        extractor, head, splits, N_CLASSES, unfreeze, params, NO_VIEWS, 0, callbacks
     )
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - unfreeze
@@ -247,14 +248,13 @@ def test_finetuning_without_a_validation_split_trains_on_loss(
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, False, reduce_on_plateau=False)
     train_only = {"train": (shards, 24)}
-    no_views = AugmentParams()
-    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, no_views, 0, callbacks)
-    fit_on_images(classifier, train_only, N_CLASSES, params, no_views, 0, callbacks)
+    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, NO_VIEWS, 0, callbacks)
+    fit_on_images(classifier, train_only, N_CLASSES, params, NO_VIEWS, 0, callbacks)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").exists()
 
 
 @pytest.mark.parametrize(
-    "augment", [AugmentParams(), AugmentParams(1, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)]
+    "augment", [NO_VIEWS, AugmentParams(1, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)]
 )
 def test_finetuning_on_images_runs_with_and_without_augmentation(
     shards: list[Path], augment: AugmentParams, tmp_path: Path

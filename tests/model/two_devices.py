@@ -41,7 +41,7 @@ COUNT = 24  # images in the shards (tests/model/conftest.py)
 # shuffled dataset's first epoch there is the second one of a run without: the head trains
 # on unshuffled batches, the fine-tuning on one batch of all the images per epoch.
 HEAD = HeadParams(hidden=(8,), dropout=0.0, epochs=4, batch_size=32, patience=1)
-NO_VIEWS = AugmentParams()
+NO_VIEWS = AugmentParams(views=0)
 FINETUNE = FinetuneParams(epochs=3, batch_size=COUNT, learning_rate=0.001, optimizer="sgd")
 
 

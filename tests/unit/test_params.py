@@ -29,6 +29,10 @@ def test_the_shipped_params_are_valid() -> None:
     assert (params.seed, params.unfreeze, params.backbone.name) == (42, 0, "MobileNetV2")
 
 
+def test_a_param_left_out_takes_its_value_in_the_shipped_params_yaml() -> None:
+    assert parse_params({"data": DEFAULTS["data"]}) == parse_params(DEFAULTS)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
