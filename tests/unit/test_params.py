@@ -67,7 +67,8 @@ def test_a_bad_value_is_one_line_naming_the_param(key: str, value: Any, message:
 
 
 def test_views_without_any_transform_are_one_line_naming_the_param() -> None:
-    raw = with_value("augment", {"views": 2})
+    transforms_off = {"flip": "none", "rotation": 0, "zoom": 0, "translation": 0}
+    raw = with_value("augment", {"views": 2, **transforms_off, "contrast": 0, "brightness": 0})
     with pytest.raises(ParamsError, match=r"augment.views must be 0 while every transform is off"):
         parse_params(raw)
 
