@@ -98,14 +98,15 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def timed_experiment(repo: Path, work: Path, *args: str) -> tuple[float, list[str]]:
+def timed_experiment(repo: Path, work: Path, *args: str) -> tuple[float, list[str], Path]:
     """Run `dvc exp run *args` with the stages recording their phases: (wall time, the
-    breakdown's lines)."""
+    breakdown's lines, the file of the phases' timings)."""
     timings = work / f"timings-{len(list(work.glob('timings-*')))}.jsonl"
     wall = timed(
         [sys.executable, "-m", "dvc", "exp", "run", *args], repo, {TIMINGS_ENV: str(timings)}
     )
-    return wall, breakdown([json.loads(line) for line in timings.read_text().splitlines()], wall)
+    entries = [json.loads(line) for line in timings.read_text().splitlines()]
+    return wall, breakdown(entries, wall), timings
 
 
 def breakdown(entries: list[dict], wall: float) -> list[str]:
@@ -285,13 +286,13 @@ def main() -> None:
             ),
         ]
     dropout = f"head.dropout={EXPERIMENT_DROPOUT}"
-    to_evaluate, evaluate_lines = timed_experiment(repo, work, "evaluate", "-S", dropout)
+    to_evaluate, evaluate_lines, _ = timed_experiment(repo, work, "evaluate", "-S", dropout)
     exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     experiment_params = load_params(repo / "params.yaml")  # as the experiment left them
     if experiment_params.head.dropout != EXPERIMENT_DROPOUT:
         sys.exit("dvc exp run did not leave the experiment's params in the workspace")
     full_dropout = f"head.dropout={FULL_EXPERIMENT_DROPOUT}"
-    full, full_lines = timed_experiment(repo, work, "-S", full_dropout)
+    full, full_lines, _ = timed_experiment(repo, work, "-S", full_dropout)
     full_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     classic_seconds, classic_accuracy = classic_training(
         repo, meta, experiment_params.head, experiment_params.seed

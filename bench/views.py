@@ -35,7 +35,7 @@ from bench.bench import classic_training, cpu_model, dvc, print_table, timed, ti
 from transfer.litert import available_cores
 from transfer.models.factories import build_feature_extractor
 from transfer.params import HeadParams, load_params
-from transfer.paths import CACHE_DIR, METRICS_FILE
+from transfer.paths import CACHE_DIR, FINETUNE_LIVE_DIR, METRICS_FILE
 from transfer.records.cache_meta import read_cache_meta
 from transfer.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from transfer.second_process import SecondProcess
@@ -108,7 +108,7 @@ class FineTuneRun:
 def fine_tune_run(repo: Path, work: Path, cached: bool) -> FineTuneRun:
     """`dvc exp run -S unfreeze=50` on cached activations and views, or on the ordinary path.
     Both settings are given every time: an experiment's params stay in the workspace."""
-    seconds, lines = timed_experiment(
+    seconds, lines, timings = timed_experiment(
         repo,
         work,
         "-S",
@@ -116,11 +116,10 @@ def fine_tune_run(repo: Path, work: Path, cached: bool) -> FineTuneRun:
         "-S",
         f"finetune.cache_activations={str(cached).lower()}",
     )
-    timings = max(work.glob("timings-*.jsonl"), key=lambda path: path.stat().st_mtime)
     if not phase_seconds(timings, "train"):
         sys.exit(f"the experiment did not fine-tune (restored from DVC's run cache?): {timings}")
     caching = phase_seconds(timings, "cache activations")
-    loss = repo / "reports/finetune/plots/metrics/train/loss.tsv"
+    loss = repo / FINETUNE_LIVE_DIR / "plots/metrics/train/loss.tsv"
     epochs = len(loss.read_text().splitlines()) - 1
     epoch = (phase_seconds(timings, "train") - caching) / epochs
     return FineTuneRun(seconds, accuracy(repo), caching, epochs, epoch, lines)
