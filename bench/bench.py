@@ -25,35 +25,25 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo, run_command
+from bench.timeline import Timeline, run_timed
 from transfer.evaluation.metrics import classification_metrics
 from transfer.features import labels_file
 from transfer.inference import predict_probabilities
 from transfer.litert import available_cores
-from transfer.models.factories import BACKBONE_LAYER, build_classifier, unfreeze_top
+from transfer.models.cut import unfreeze_top
+from transfer.models.factories import BACKBONE_LAYER, build_classifier
 from transfer.models.files import load_model
 from transfer.params import ENGINES, HeadParams, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
-from transfer.sandbox import PROJECT_ROOT, commit, make_pipeline_repo, run_command
 from transfer.tfdata import make_dataset, read_images, with_one_hot
-from transfer.timing import STARTUP, TIMINGS_ENV
 from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations, fit_on_images, training_splits
 from transfer.training.head import steps_per_epoch, train_head
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiments change...
 FULL_EXPERIMENT_DROPOUT = 0.3  # ...to another value for the full one: nothing is restored
-# The columns of the breakdown: the phases that transfer.timing records, grouped.
-PHASE_GROUPS = {
-    STARTUP: "imports",
-    "load features": "loading",
-    "load models": "loading",
-    "save models": "saving",
-    "train": "training",
-    "predict": "predicting",
-    "evaluate": "evaluation",
-}
-COLUMNS = ("imports", "loading", "training", "predicting", "saving", "evaluation", "export")
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -98,45 +88,9 @@ def dvc(repo: Path, *args: str) -> float:
     return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
-def timed_experiment(repo: Path, work: Path, *args: str) -> tuple[float, list[str], Path]:
-    """Run `dvc exp run *args` with the stages recording their phases: (wall time, the
-    breakdown's lines, the file of the phases' timings)."""
-    timings = work / f"timings-{len(list(work.glob('timings-*')))}.jsonl"
-    wall = timed(
-        [sys.executable, "-m", "dvc", "exp", "run", *args], repo, {TIMINGS_ENV: str(timings)}
-    )
-    entries = [json.loads(line) for line in timings.read_text().splitlines()]
-    return wall, breakdown(entries, wall), timings
-
-
-def breakdown(entries: list[dict], wall: float) -> list[str]:
-    """A table of each stage's seconds by phase group, and DVC's own share of `wall`."""
-    stages: dict[int, dict[str, float]] = {}
-    names: dict[int, str] = {}
-    for entry in entries:
-        seconds = stages.setdefault(entry["pid"], dict.fromkeys((*COLUMNS, "total"), 0.0))
-        if "stage" in entry:
-            names[entry["pid"]] = entry["stage"]
-            seconds["total"] = entry["seconds"]
-        else:
-            phase = entry["phase"]
-            group = "export" if phase.startswith("export") else PHASE_GROUPS.get(phase)
-            if group is not None:  # the rest (extract's phases) is in the stage's "other"
-                seconds[group] += entry["seconds"]
-    header = f"{'':<12}" + "".join(f"{c:>11}" for c in (*COLUMNS, "other", "total"))
-    lines = [header]
-    stage_total = 0.0
-    for pid, seconds in stages.items():
-        other = seconds["total"] - sum(seconds[c] for c in COLUMNS)
-        stage_total += seconds["total"]
-        values = [seconds[c] for c in COLUMNS] + [other, seconds["total"]]
-        lines.append(f"{names.get(pid, '?'):<12}" + "".join(f"{v:>11.2f}" for v in values))
-    dvc_share = wall - stage_total
-    lines.append(f"{'DVC itself':<12}" + f"{'':>11}" * (len(COLUMNS) + 1) + f"{dvc_share:>11.2f}")
-    shares = {c: sum(s[c] for s in stages.values()) / wall for c in COLUMNS}
-    shares["DVC itself"] = dvc_share / wall
-    lines.append("shares: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items()))
-    return lines
+def timed_experiment(repo: Path, *args: str) -> Timeline:
+    """`dvc exp run *args`, timed stage by stage (bench.timeline)."""
+    return run_timed(["exp", "run", *args], repo)
 
 
 def engine_speeds(repo: Path, engine: str) -> dict[str, Any]:
@@ -198,7 +152,7 @@ def finetune_epochs(
     keras.utils.set_random_seed(params.seed)
     extractor = load_model(repo / EXTRACTOR_FILE)
     head = load_model(repo / HEAD_FILE)
-    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), unfreeze)
+    top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), unfreeze)
     timer = EpochTimer()
     n_classes = meta.n_classes
     splits = training_splits(repo / CACHE_DIR, meta)
@@ -209,7 +163,7 @@ def finetune_epochs(
             head,
             splits,
             n_classes,
-            unfreeze,
+            top,
             params.finetune,
             params.augment,
             params.seed,
@@ -286,13 +240,13 @@ def main() -> None:
             ),
         ]
     dropout = f"head.dropout={EXPERIMENT_DROPOUT}"
-    to_evaluate, evaluate_lines, _ = timed_experiment(repo, work, "evaluate", "-S", dropout)
+    to_evaluate = timed_experiment(repo, "evaluate", "-S", dropout)
     exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     experiment_params = load_params(repo / "params.yaml")  # as the experiment left them
     if experiment_params.head.dropout != EXPERIMENT_DROPOUT:
         sys.exit("dvc exp run did not leave the experiment's params in the workspace")
     full_dropout = f"head.dropout={FULL_EXPERIMENT_DROPOUT}"
-    full, full_lines, _ = timed_experiment(repo, work, "-S", full_dropout)
+    full = timed_experiment(repo, "-S", full_dropout)
     full_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
     classic_seconds, classic_accuracy = classic_training(
         repo, meta, experiment_params.head, experiment_params.seed
@@ -300,13 +254,13 @@ def main() -> None:
     rows += [
         (
             f"head-only dvc exp run evaluate -S {dropout}",
-            f"{to_evaluate:.1f} s, test accuracy {exp_accuracy:.4f}, "
-            f"{classic_seconds / to_evaluate:.1f}x faster than the classic",
+            f"{to_evaluate.wall:.1f} s, test accuracy {exp_accuracy:.4f}, "
+            f"{classic_seconds / to_evaluate.wall:.1f}x faster than the classic",
         ),
         (
             f"head-only dvc exp run -S {full_dropout} (export included)",
-            f"{full:.1f} s, test accuracy {full_accuracy:.4f}, "
-            f"{classic_seconds / full:.1f}x faster than the classic",
+            f"{full.wall:.1f} s, test accuracy {full_accuracy:.4f}, "
+            f"{classic_seconds / full.wall:.1f}x faster than the classic",
         ),
         (
             f"classic: the head ({dropout}), images through the backbone every epoch",
@@ -333,12 +287,12 @@ def main() -> None:
             )
         )
     print_table(f"{cpu_model()}, {available_cores()} cores", rows)
-    for title, lines in (
-        (f"dvc exp run evaluate -S {dropout}", evaluate_lines),
-        (f"dvc exp run -S {full_dropout}", full_lines),
+    for title, timeline in (
+        (f"dvc exp run evaluate -S {dropout}", to_evaluate),
+        (f"dvc exp run -S {full_dropout}", full),
     ):
         print(f"\nWhere the time of `{title}` went (seconds):")
-        print("\n".join(lines))
+        print("\n".join(timeline.breakdown()))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from transfer.sandbox import PROJECT_ROOT, run_measured
+from bench.sandbox import PROJECT_ROOT, run_measured
 
 GIB = 1 << 30
 

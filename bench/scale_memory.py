@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from transfer.sandbox import PROJECT_ROOT, run_measured
+from bench.sandbox import PROJECT_ROOT, run_measured
 
 CLASSES = 10
 SIDE = 64

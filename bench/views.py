@@ -32,14 +32,14 @@ import numpy as np
 import yaml
 
 from bench.bench import classic_training, cpu_model, dvc, print_table, timed, timed_experiment
+from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
+from bench.timeline import run_timed
 from transfer.litert import available_cores
 from transfer.models.factories import build_feature_extractor
 from transfer.params import HeadParams, load_params
 from transfer.paths import CACHE_DIR, FINETUNE_LIVE_DIR, METRICS_FILE
 from transfer.records.cache_meta import read_cache_meta
-from transfer.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from transfer.second_process import SecondProcess
-from transfer.timing import TIMINGS_ENV
 
 T = TypeVar("T")
 UNFREEZE = 50
@@ -48,7 +48,10 @@ SEEDS_HEAD = HeadParams(hidden=(), dropout=0.2, epochs=10, patience=3)
 MAKE_REPO = """
 import sys, yaml
 from pathlib import Path
-from transfer.sandbox import make_pipeline_repo, PROJECT_ROOT
+try:
+    from bench.sandbox import PROJECT_ROOT, make_pipeline_repo
+except ImportError:  # a checkout from before bench/sandbox.py (transfer/sandbox.py then)
+    from transfer.sandbox import PROJECT_ROOT, make_pipeline_repo
 params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 params["data"]["source"] = sys.argv[1]
 make_pipeline_repo(Path(sys.argv[2]), params)
@@ -87,11 +90,6 @@ def first_repro_before(checkout: Path, dataset: Path, work: Path) -> tuple[float
     return seconds, accuracy(repo)
 
 
-def phase_seconds(timings: Path, name: str) -> float:
-    entries = [json.loads(line) for line in timings.read_text().splitlines()]
-    return sum(e["seconds"] for e in entries if e.get("phase") == name)
-
-
 @dataclass(frozen=True)
 class FineTuneRun:
     """One `dvc exp run -S unfreeze=50`: wall seconds, test accuracy, seconds caching the
@@ -105,24 +103,23 @@ class FineTuneRun:
     breakdown: list[str]
 
 
-def fine_tune_run(repo: Path, work: Path, cached: bool) -> FineTuneRun:
+def fine_tune_run(repo: Path, cached: bool) -> FineTuneRun:
     """`dvc exp run -S unfreeze=50` on cached activations and views, or on the ordinary path.
     Both settings are given every time: an experiment's params stay in the workspace."""
-    seconds, lines, timings = timed_experiment(
+    timeline = timed_experiment(
         repo,
-        work,
         "-S",
         f"unfreeze={UNFREEZE}",
         "-S",
         f"finetune.cache_activations={str(cached).lower()}",
     )
-    if not phase_seconds(timings, "train"):
-        sys.exit(f"the experiment did not fine-tune (restored from DVC's run cache?): {timings}")
-    caching = phase_seconds(timings, "cache activations")
+    if not timeline.phase_seconds("train"):
+        sys.exit("the experiment did not fine-tune (restored from DVC's run cache?)")
+    caching = timeline.phase_seconds("cache activations")
     loss = repo / FINETUNE_LIVE_DIR / "plots/metrics/train/loss.tsv"
     epochs = len(loss.read_text().splitlines()) - 1
-    epoch = (phase_seconds(timings, "train") - caching) / epochs
-    return FineTuneRun(seconds, accuracy(repo), caching, epochs, epoch, lines)
+    epoch = (timeline.phase_seconds("train") - caching) / epochs
+    return FineTuneRun(timeline.wall, accuracy(repo), caching, epochs, epoch, timeline.breakdown())
 
 
 def spread(values: list[float], form: str = ".1f") -> str:
@@ -160,14 +157,14 @@ def main() -> None:
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(dataset)
     repo = make_pipeline_repo(work / "repo", params)
-    timings = work / "first-repro.jsonl"
-    first = timed([sys.executable, "-m", "dvc", "repro"], repo, {TIMINGS_ENV: str(timings)})
+    first_repro = run_timed(["repro"], repo)
+    first = first_repro.wall
     head_only = accuracy(repo)
     meta = read_cache_meta(repo / CACHE_DIR)
     loaded = load_params(repo / "params.yaml")
     views = loaded.augment.views * meta.counts["train"]
-    view_seconds = phase_seconds(timings, "extract views")
-    clean_seconds = phase_seconds(timings, "extract train")
+    view_seconds = first_repro.phase_seconds("extract views")
+    clean_seconds = first_repro.phase_seconds("extract train")
     rows += [
         ("first dvc repro (head only)", f"{first:.1f} s, test accuracy {head_only:.4f}"),
         (
@@ -192,7 +189,7 @@ def main() -> None:
     runs: dict[str, list[FineTuneRun]] = {"cached": [], "ordinary": []}
     for _ in range(args.repeats):
         for path in runs:
-            runs[path].append(fine_tune_run(repo, work, path == "cached"))
+            runs[path].append(fine_tune_run(repo, path == "cached"))
     cached, ordinary = runs["cached"], runs["ordinary"]
     ratios = [o.seconds / c.seconds for c, o in zip(cached, ordinary, strict=True)]
     cached_accuracy, ordinary_accuracy = cached[0].accuracy, ordinary[0].accuracy

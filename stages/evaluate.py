@@ -10,8 +10,9 @@ import numpy as np
 
 from transfer.atomic import write_json
 from transfer.audit.leaks import leaked_test_images
-from transfer.errors import PipelineError, run_main
+from transfer.errors import run_main
 from transfer.evaluation.metrics import classification_metrics, leak_metrics
+from transfer.evaluation.predictions import test_probabilities
 from transfer.evaluation.reports import write_reports
 from transfer.features import labels_file, load_paths
 from transfer.params import load_params
@@ -23,10 +24,8 @@ from transfer.paths import (
     FINETUNED_DIR,
     GRID_FILE,
     METRICS_FILE,
-    MIRRORED_PROBABILITIES,
     PREDICTIONS_FILE,
     RAW_DIR,
-    TEST_PROBABILITIES,
 )
 from transfer.records.cache_meta import read_cache_meta
 from transfer.timing import phase
@@ -39,22 +38,9 @@ def main() -> None:
     classes = list(read_cache_meta(CACHE_DIR).classes)
     labels = np.load(labels_file(FEATURES_DIR, "test"))
     paths = load_paths(FEATURES_DIR, "test")
-    names = (
-        [TEST_PROBABILITIES, MIRRORED_PROBABILITIES]
-        if params.evaluate.tta
-        else [TEST_PROBABILITIES]
+    probabilities = test_probabilities(
+        FINETUNED_DIR, params.evaluate.tta, len(labels), len(classes)
     )
-    predictions = []
-    for name in names:
-        file = FINETUNED_DIR / name
-        predictions.append(np.load(file))
-        if predictions[-1].shape != (len(labels), len(classes)):
-            raise PipelineError(
-                f"{file}: shape {predictions[-1].shape} does not fit {len(labels)} test images "
-                f"and {len(classes)} classes; run `dvc repro`"
-            )
-    # Test-time augmentation: the mean of the clean and the mirrored images' probabilities.
-    probabilities = np.mean(predictions, axis=0)
     with phase("evaluate"):
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)

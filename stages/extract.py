@@ -19,7 +19,8 @@ from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, SPLITS
 from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import make_dataset, record_paths
 from transfer.timing import phase
-from transfer.views import mirror, view_batches
+from transfer.variants import TrainingVariants
+from transfer.views import mirror, variant_batches
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,23 @@ def main() -> None:
                     dataset = make_dataset(files, batch_size)
                     extract_features(forward, width, dataset, count, features_dir, split)
                 write_json(paths_file(features_dir, split), record_paths(files))
-            views, train_count = params.augment.views, meta.counts["train"]
-            if views:
-                log.info("extracting %d augmented views of %d training images", views, train_count)
+            variants = TrainingVariants(meta.counts["train"], params.augment.views)
+            if variants.views:
+                log.info(
+                    "extracting %d augmented views of %d training images",
+                    variants.views,
+                    variants.images,
+                )
                 with phase("extract views"):
-                    dataset = view_batches(
+                    dataset = variant_batches(
                         meta.split_files(CACHE_DIR, "train"),
                         batch_size,
                         params.augment,
                         params.seed,
+                        variants.view_blocks,
                     )
                     file = views_file(features_dir)
-                    extract_without_labels(forward, width, dataset, views * train_count, file)
+                    extract_without_labels(forward, width, dataset, variants.view_rows, file)
             log.info("extracting the mirrored test images' features")
             with phase("extract mirrored"):
                 dataset = make_dataset(

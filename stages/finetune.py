@@ -1,16 +1,15 @@
 """Stage `finetune`: unfreeze the top `unfreeze` backbone layers and train them with the head.
 
-With `unfreeze: 0` there is nothing to train: the classifier is the extractor and the head as
-`train_head` left them, and this stage only passes the head's test probabilities on, without
-loading TensorFlow.
+With `unfreeze: 0` there is nothing to train (transfer/finetuned.py): this stage only passes
+the head's test probabilities on, without loading TensorFlow.
 """
 
 import logging
-import shutil
 
 from transfer.atomic import atomic_output, write_npy
 from transfer.cluster import output_root
 from transfer.errors import run_main
+from transfer.finetuned import pass_on_the_head, trains_backbone
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
@@ -19,8 +18,6 @@ from transfer.paths import (
     FINETUNED_DIR,
     FINETUNED_MODEL,
     HEAD_FILE,
-    HEAD_MIRRORED_PROBABILITIES,
-    HEAD_TEST_PROBABILITIES,
     MIRRORED_PROBABILITIES,
     TEST_PROBABILITIES,
 )
@@ -40,13 +37,12 @@ def main() -> None:
     ):
         out_dir.mkdir()
         live = open_live(live_dir)
-        if params.unfreeze == 0:
+        if not trains_backbone(params.unfreeze):
             log.info("unfreeze=0: the classifier is the frozen backbone and the trained head")
             live.end()
-            shutil.copyfile(HEAD_TEST_PROBABILITIES, out_dir / TEST_PROBABILITIES)
-            shutil.copyfile(HEAD_MIRRORED_PROBABILITIES, out_dir / MIRRORED_PROBABILITIES)
+            pass_on_the_head(out_dir)
             return
-        # Imported only here: a head-only run (unfreeze=0) never loads TensorFlow (2-3 s).
+        # Imported only here: a head-only run never loads TensorFlow (2-3 s).
         from transfer.models.files import save_model
         from transfer.training.finetune import finetune_classifier
 

@@ -10,7 +10,7 @@ from transfer.atomic import atomic_output, write_npy
 from transfer.cluster import output_root
 from transfer.distribution import precision_for, strategy_for
 from transfer.errors import run_main
-from transfer.features import load_features, load_training_variants, mirrored_file
+from transfer.features import load_features, mirrored_file
 from transfer.inference import predict_probabilities
 from transfer.models.files import save_model
 from transfer.params import load_params
@@ -27,6 +27,7 @@ from transfer.timing import phase
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
+from transfer.variants import load_training_variants
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     n_classes = read_cache_meta(CACHE_DIR).n_classes
     with phase("load features"):
         val, (test_features, _) = (load_features(FEATURES_DIR, s) for s in ("val", "test"))
-        train_features, train_labels = load_training_variants(FEATURES_DIR)
+        train_features, train_labels = load_training_variants(FEATURES_DIR, params.augment.views)
         mirrored_features = np.load(mirrored_file(FEATURES_DIR))
     batch_size = params.head.batch_size  # the global batch, split across the replicas
     train = feature_batches(train_features, train_labels, n_classes, batch_size, params.seed)

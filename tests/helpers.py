@@ -9,10 +9,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from bench.sandbox import run_command, run_measured
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, HeadParams
-from transfer.sandbox import run_command, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32  # the side of the model tests' images

@@ -5,8 +5,6 @@ import os
 import sys
 from collections.abc import Callable
 
-from transfer.timing import STARTUP, process_age, record
-
 
 class PipelineError(Exception):
     """A problem with the user's input or environment, reported as one line, not a traceback."""
@@ -27,16 +25,13 @@ def _name_main_module(log_record: logging.LogRecord) -> bool:
 def run_main(main: Callable[[], None]) -> None:
     """Configure logging, call `main`, and turn a PipelineError into one line and exit code 1.
 
-    Also records the stage's startup time and whole life for the benchmark (transfer.timing).
     It ends the process, even on success: call it only from a `__main__` block.
     """
-    record({"phase": STARTUP, "seconds": process_age()})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_name_main_module)
     try:
         main()
-        record({"stage": _main_module_name().rpartition(".")[2], "seconds": process_age()})
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -12,9 +12,8 @@ def features_file(features_dir: Path, split: str) -> Path:
 
 
 def views_file(features_dir: Path) -> Path:
-    """(views x count) x width float32 features of the training images' augmented views: view 0
-    of every image in the cached order, then view 1, and so on (the file is absent with
-    `augment.views: 0`)."""
+    """float32 features of the training images' augmented views, a row each in the order of
+    transfer.variants (the file is absent with `augment.views: 0`)."""
     return features_dir / "train_views.npy"
 
 
@@ -41,14 +40,3 @@ def load_paths(features_dir: Path, split: str) -> list[str]:
 def load_features(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The (features, integer labels) of one split."""
     return np.load(features_file(features_dir, split)), np.load(labels_file(features_dir, split))
-
-
-def load_training_variants(features_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(features, integer labels) of the training images' clean features, then of their
-    views' (see views_file): a row for each variant of each image."""
-    clean, labels = load_features(features_dir, "train")
-    views = views_file(features_dir)
-    if not views.exists():
-        return clean, labels
-    features = np.concatenate([clean, np.load(views)])
-    return features, np.tile(labels, len(features) // len(labels))

@@ -16,9 +16,8 @@ HEAD_FILE = Path("models/head.keras")
 HEAD_TEST_PROBABILITIES = Path("models/head_test_probabilities.npy")
 HEAD_MIRRORED_PROBABILITIES = Path("models/head_test_mirrored_probabilities.npy")  # for TTA
 # finetune's output: the classifier's test probabilities (TEST_PROBABILITIES) and those of the
-# mirrored test images (MIRRORED_PROBABILITIES, for test-time augmentation), and with
-# unfreeze > 0 the fine-tuned classifier (FINETUNED_MODEL); unfreeze=0 leaves it out: the
-# classifier is then the extractor and the head as trained.
+# mirrored test images (MIRRORED_PROBABILITIES, for test-time augmentation), and the
+# fine-tuned classifier (FINETUNED_MODEL) when there is one: see transfer/finetuned.py.
 FINETUNED_DIR = Path("models/finetuned")
 TEST_PROBABILITIES = "test_probabilities.npy"
 MIRRORED_PROBABILITIES = "test_mirrored_probabilities.npy"

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from transfer.params import AugmentParams
 from transfer.tfdata import ImageTransform, make_dataset
+from transfer.variants import CLEAN
 
 KEY_BUCKETS = 2**62  # the image key: the path's FarmHash fingerprint, the same on every machine
 
@@ -88,14 +89,21 @@ def mirror(image: tf.Tensor, _path: tf.Tensor, _draw: tf.Tensor) -> tf.Tensor:
     return tf.image.flip_left_right(tf.cast(image, tf.float32))
 
 
-def view_batches(
-    files: list[Path], batch_size: int, params: AugmentParams, seed: int
+def variant_batches(
+    files: list[Path],
+    batch_size: int,
+    params: AugmentParams,
+    seed: int,
+    blocks: tuple[int | None, ...],
 ) -> tf.data.Dataset:
-    """(pixels, labels) batches of the `params.views` augmented views of a split's images:
-    view 0 of every image in the cached order, then view 1, and so on."""
+    """(pixels, labels) batches of the variants of a split's images, one block of
+    TrainingVariants.blocks after the other (the clean images, or a view of every image),
+    each in the cached order."""
     transform = view_transform(params, seed)
-    views = [
-        make_dataset(files, batch_size, transform=fixed_view(transform, view))
-        for view in range(params.views)
+    datasets = [
+        make_dataset(
+            files, batch_size, transform=None if block is CLEAN else fixed_view(transform, block)
+        )
+        for block in blocks
     ]
-    return functools.reduce(tf.data.Dataset.concatenate, views)
+    return functools.reduce(tf.data.Dataset.concatenate, datasets)

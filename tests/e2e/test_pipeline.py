@@ -17,6 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from bench.sandbox import command_env, commit, make_pipeline_repo, run_command
 from tests.helpers import (
     dvc,
     make_image_folder,
@@ -28,7 +29,6 @@ from transfer.features import load_features
 from transfer.litert import LiteRTModel
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
 from transfer.records.cache_meta import read_cache_meta
-from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
 from transfer.tfdata import read_images
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from bench.sandbox import command_env, commit, make_pipeline_repo, run_command
 from tests.helpers import dvc, make_image_folder, tiny_params
-from transfer.sandbox import command_env, commit, make_pipeline_repo, run_command
 
 pytestmark = pytest.mark.e2e
 OUTPUT_DIRS = ("data", "models", "reports")  # what the stages write

@@ -45,9 +45,7 @@ def test_a_head_only_classifier_is_the_head_on_the_extractors_features(
     extractor, head = classifier.get_layer(EXTRACTOR_LAYER), classifier.get_layer(HEAD_LAYER)
     save_model(extractor, tmp_path / "extractor.keras")
     save_model(head, tmp_path / "head.keras")
-    assembled = load_classifier(
-        tmp_path / "absent.keras", *(tmp_path / n for n in ("extractor.keras", "head.keras"))
-    )
+    assembled = load_classifier([tmp_path / "extractor.keras", tmp_path / "head.keras"])
     pixels = images().astype(np.float32)
     on_features = head.predict(extractor.predict(pixels, verbose=0), verbose=0)
     on_images = assembled.predict(pixels, verbose=0)
@@ -55,7 +53,7 @@ def test_a_head_only_classifier_is_the_head_on_the_extractors_features(
     np.testing.assert_allclose(on_images, on_features, rtol=1e-5, atol=1e-7)
     # A fine-tuned model, when there is one, is the classifier as it is.
     save_model(classifier, tmp_path / "tuned.keras")
-    loaded = load_classifier(tmp_path / "tuned.keras", tmp_path / "absent", tmp_path / "absent")
+    loaded = load_classifier([tmp_path / "tuned.keras"])
     np.testing.assert_allclose(loaded.predict(pixels, verbose=0), on_images, rtol=1e-6)
 
 

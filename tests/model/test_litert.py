@@ -9,8 +9,8 @@ import pytest
 from tests.helpers import N_CLASSES, NO_VIEWS, SIZE, tiny_classifier
 from transfer.inference import extract_features
 from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tflite
-from transfer.models.cut import below_cut, split_at_cut
-from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor, unfreeze_top
+from transfer.models.cut import below_cut, unfreeze_top
+from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor
 from transfer.params import FinetuneParams
 from transfer.tfdata import make_dataset
 from transfer.training.callbacks import training_callbacks
@@ -46,7 +46,7 @@ def test_litert_runs_every_output_of_a_cut_in_order() -> None:
     extractor, _, _ = tiny_classifier()
     backbone = extractor.get_layer(BACKBONE_LAYER)
     add = max(i for i, layer in enumerate(backbone.layers) if layer.name.endswith("_add"))
-    lower, _ = split_at_cut(backbone, len(backbone.layers) - add)
+    lower, _ = unfreeze_top(backbone, len(backbone.layers) - add).split()
     model = below_cut(extractor, lower)
     images = np.random.default_rng(0).uniform(0, 255, (5, SIZE, SIZE, 3)).astype("float32")
     outputs = LiteRTModel(to_tflite(serving_function(model)), batch_size=2)(
@@ -66,12 +66,12 @@ def test_fine_tuning_on_litert_activations_gives_the_keras_weights(
     for engine in ("keras", "litert"):
         extractor, head, _ = tiny_classifier()  # the same seed: the same starting weights
         backbone = extractor.get_layer(BACKBONE_LAYER)
-        unfreeze_top(backbone, 30)
+        top = unfreeze_top(backbone, 30)
         callbacks = training_callbacks(params.patience, None, True, reduce_on_plateau=False)
         splits = {"train": (shards, 24), "val": (shards, 24)}
         keras.utils.set_random_seed(0)
         fit_on_activations(
-            extractor, head, splits, N_CLASSES, 30, params, NO_VIEWS, 0, callbacks, engine
+            extractor, head, splits, N_CLASSES, top, params, NO_VIEWS, 0, callbacks, engine
         )
         trained[engine] = [np.array(w) for w in backbone.weights + head.weights]
     moved = [

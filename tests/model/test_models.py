@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from bench.sandbox import run_command
 from tests.helpers import (
     N_CLASSES,
     NO_VIEWS,
@@ -20,18 +21,16 @@ from transfer.errors import PipelineError
 from transfer.inference import extract_features, traced_call
 from transfer.litert import LiteRTModel, serving_function, to_tflite
 from transfer.models.backbones import BACKBONES
-from transfer.models.cut import split_at_cut
+from transfer.models.cut import unfreeze_top
 from transfer.models.factories import (
     BACKBONE_LAYER,
     build_classifier,
     build_feature_extractor,
     build_head,
     build_preprocessing,
-    unfreeze_top,
 )
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
-from transfer.sandbox import run_command
 from transfer.tfdata import make_dataset
 from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations, fit_on_images
@@ -195,7 +194,7 @@ def test_cut_through_a_residual_block_caches_both_branches() -> None:
     extractor, _, _ = tiny_classifier()
     backbone = extractor.get_layer(BACKBONE_LAYER)
     add = max(i for i, layer in enumerate(backbone.layers) if layer.name.endswith("_add"))
-    lower, upper = split_at_cut(backbone, len(backbone.layers) - add)  # cut just before an Add
+    lower, upper = unfreeze_top(backbone, len(backbone.layers) - add).split()  # before an Add
     assert len(lower.outputs) == 2
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     pixels = extractor.get_layer("preprocess")(images)
@@ -217,14 +216,12 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
     backbone = extractor.get_layer(BACKBONE_LAYER)
     before = weights_by_layer(backbone)
     unfreeze = 30
-    unfreeze_top(backbone, unfreeze)
+    top = unfreeze_top(backbone, unfreeze)
     params = FinetuneParams(epochs=2, batch_size=8, learning_rate=0.05)
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
     splits = {"train": (shards, 24), "val": (shards, 24)}
-    fit_on_activations(
-        extractor, head, splits, N_CLASSES, unfreeze, params, NO_VIEWS, 0, callbacks
-    )
+    fit_on_activations(extractor, head, splits, N_CLASSES, top, params, NO_VIEWS, 0, callbacks)
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - unfreeze
     changed_above = False
@@ -243,12 +240,12 @@ def test_finetuning_without_a_validation_split_trains_on_loss(
     shards: list[Path], tmp_path: Path
 ) -> None:
     extractor, head, classifier = tiny_classifier()
-    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 10)
+    top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 10)
     params = FinetuneParams(epochs=1, warmup_epochs=0, batch_size=8)
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, False, reduce_on_plateau=False)
     train_only = {"train": (shards, 24)}
-    fit_on_activations(extractor, head, train_only, N_CLASSES, 10, params, NO_VIEWS, 0, callbacks)
+    fit_on_activations(extractor, head, train_only, N_CLASSES, top, params, NO_VIEWS, 0, callbacks)
     fit_on_images(classifier, train_only, N_CLASSES, params, NO_VIEWS, 0, callbacks)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").exists()
 

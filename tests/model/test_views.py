@@ -11,7 +11,8 @@ import tensorflow as tf
 from tests.helpers import N_CLASSES, SIZE, assert_reloads_alike, tiny_classifier
 from transfer.errors import PipelineError
 from transfer.inference import extract_without_labels, traced_call
-from transfer.models.factories import BACKBONE_LAYER, unfreeze_top
+from transfer.models.cut import unfreeze_top
+from transfer.models.factories import BACKBONE_LAYER
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.records.schema import serialize_example, write_shards
 from transfer.tfdata import make_dataset
@@ -20,7 +21,8 @@ from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
-from transfer.views import fixed_view, view_batches, view_transform
+from transfer.variants import TrainingVariants
+from transfer.views import fixed_view, variant_batches, view_transform
 
 pytestmark = pytest.mark.model
 AUGMENT = AugmentParams(2, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)
@@ -53,7 +55,7 @@ def test_two_extractions_write_byte_identical_view_files(
 ) -> None:
     extractor, _, _ = tiny_classifier()
     for run in ("first", "second"):
-        dataset = view_batches(shards, 8, AUGMENT, 7)
+        dataset = variant_batches(shards, 8, AUGMENT, 7, TrainingVariants(24, 2).view_blocks)
         extract_without_labels(traced_call(extractor), 1280, dataset, 48, tmp_path / run)
     assert (tmp_path / "first").read_bytes() == (tmp_path / "second").read_bytes()
     assert np.load(tmp_path / "first").shape == (48, 1280)
@@ -92,7 +94,8 @@ def test_each_fine_tuning_epoch_trains_every_image_once_as_one_of_its_variants()
     count, variants = 40, 3
     rows = np.array([[v * 100 + i] for v in range(variants) for i in range(count)], np.float32)
     labels = np.arange(count) % N_CLASSES
-    batches = ViewBatches((rows,), labels, N_CLASSES, 8, shuffle_seed=3)
+    layout = TrainingVariants(count, variants - 1)
+    batches = ViewBatches((rows,), labels, layout, N_CLASSES, 8, shuffle_seed=3)
     epochs = []
     for _ in range(2):
         values = np.concatenate([batches[i][0][:, 0] for i in range(len(batches))]).astype(int)
@@ -103,7 +106,7 @@ def test_each_fine_tuning_epoch_trains_every_image_once_as_one_of_its_variants()
         batches.on_epoch_end()
     assert set(np.concatenate(epochs) // 100) == set(range(variants))
     assert not np.array_equal(epochs[0], epochs[1])
-    clean = ViewBatches((rows,), labels, N_CLASSES, 8)  # validation: clean rows, in order
+    clean = ViewBatches((rows,), labels, layout, N_CLASSES, 8)  # validation: clean, in order
     values = np.concatenate([clean[i][0][:, 0] for i in range(len(clean))]).astype(int)
     np.testing.assert_array_equal(values, np.arange(count))
 
@@ -147,7 +150,7 @@ def test_a_head_trains_on_views_and_its_summary_is_the_kept_epoch(tmp_path: Path
 
 def fine_tune_on_views(shards: list[Path], memory_mb: int, directory: Path) -> keras.Model:
     extractor, head, classifier = tiny_classifier()
-    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 30)
+    top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 30)
     params = FinetuneParams(
         epochs=2, batch_size=8, learning_rate=0.05, activation_memory_mb=memory_mb
     )
@@ -156,7 +159,7 @@ def fine_tune_on_views(shards: list[Path], memory_mb: int, directory: Path) -> k
     )
     splits = {"train": (shards, 24), "val": (shards, 24)}
     keras.utils.set_random_seed(0)
-    fit_on_activations(extractor, head, splits, N_CLASSES, 30, params, AUGMENT, 0, callbacks)
+    fit_on_activations(extractor, head, splits, N_CLASSES, top, params, AUGMENT, 0, callbacks)
     return classifier
 
 
@@ -188,9 +191,9 @@ def test_float16_storage_that_loses_the_activations_is_a_one_line_error(
 ) -> None:
     """The tiny random backbone's activations are about 1e-10: zero in float16."""
     extractor, head, _ = tiny_classifier()
-    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 30)
+    top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), 30)
     params = FinetuneParams(epochs=2, batch_size=8, activation_dtype="float16")
     with pytest.raises(PipelineError, match=r"^finetune.activation_dtype=float16 cannot hold"):
         fit_on_activations(
-            extractor, head, {"train": (shards, 24)}, N_CLASSES, 30, params, AUGMENT, 0, []
+            extractor, head, {"train": (shards, 24)}, N_CLASSES, top, params, AUGMENT, 0, []
         )

@@ -22,12 +22,12 @@ from tests.helpers import N_CLASSES, SIZE  # noqa: E402
 from transfer.distribution import strategy_for  # noqa: E402
 from transfer.inference import extract_features, inference_call, run_on_records  # noqa: E402
 from transfer.litert import LiteRTModel, frozen_forward  # noqa: E402
+from transfer.models.cut import unfreeze_top  # noqa: E402
 from transfer.models.factories import (  # noqa: E402
     BACKBONE_LAYER,
     build_classifier,
     build_feature_extractor,
     build_head,
-    unfreeze_top,
 )
 from transfer.params import AugmentParams, FinetuneParams, HeadParams  # noqa: E402
 from transfer.tfdata import make_dataset  # noqa: E402
@@ -100,7 +100,7 @@ def finetune(strategy: tf.distribute.Strategy, shards: list[Path], on_images: bo
         head = build_head(extractor.output_shape[-1], N_CLASSES, HeadParams(dropout=0.0))
         classifier = build_classifier(extractor, head)
         backbone = extractor.get_layer(BACKBONE_LAYER)
-        unfreeze_top(backbone, 30)
+        top = unfreeze_top(backbone, 30)
         before = [np.array(w) for w in classifier.trainable_weights]
         callbacks = training_callbacks(FINETUNE.patience, None, False, reduce_on_plateau=False)
         keras.utils.set_random_seed(0)
@@ -111,7 +111,7 @@ def finetune(strategy: tf.distribute.Strategy, shards: list[Path], on_images: bo
         else:
             train_only = {"train": (shards, COUNT)}
             fit_on_activations(
-                extractor, head, train_only, N_CLASSES, 30, FINETUNE, NO_VIEWS, 0, callbacks
+                extractor, head, train_only, N_CLASSES, top, FINETUNE, NO_VIEWS, 0, callbacks
             )
     after = [np.array(w) for w in classifier.trainable_weights]
     return {

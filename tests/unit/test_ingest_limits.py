@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from bench.sandbox import run_command
 from tests.helpers import make_image_folder, run_stage_measured, tiny_params, write_image
 from transfer.errors import PipelineError
 from transfer.ingest import importer
@@ -19,7 +20,6 @@ from transfer.ingest.archives import open_source
 from transfer.ingest.image_files import ImageRejected, decode_rgb
 from transfer.ingest.importer import folds_case, import_images, resolve_source
 from transfer.paths import SKIPPED_REPORT
-from transfer.sandbox import run_command
 
 MIB = 1 << 20
 

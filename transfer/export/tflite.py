@@ -54,7 +54,7 @@ def tflite_predict_records(
 
 
 def export_int8(
-    model_files: tuple[Path, Path, Path],
+    model_files: list[Path],
     out_dir: Path,
     calibration_files: list[Path],
     calibration_images: int,
@@ -63,10 +63,10 @@ def export_int8(
     batch_size: int,
 ) -> np.ndarray:
     """Write the int8 model of the classifier that `model_files` (load_classifier's
-    arguments) hold, calibrated on the first `calibration_images` of `calibration_files`,
+    argument) hold, calibrated on the first `calibration_images` of `calibration_files`,
     and return its class probabilities for the first `test_count` test images. Loads the
     classifier itself, so that it can run in a second process beside the float export."""
-    model = load_classifier(*model_files)
+    model = load_classifier(model_files)
     representative = representative_images(calibration_files, calibration_images)
     (out_dir / TFLITE_INT8).write_bytes(convert_int8(model, representative, batch_size))
     probabilities, _ = tflite_predict_records(

@@ -1,4 +1,4 @@
-"""Model factories: preprocessing, frozen backbone, head, classifier, and unfreezing."""
+"""Model factories: preprocessing, frozen backbone, head, classifier, and compiling."""
 
 import re
 
@@ -129,19 +129,3 @@ def compile_model(
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
-
-
-def unfreeze_top(backbone: keras.Model, count: int) -> None:
-    """Make the top `count` layers (backbone.layers[-count:]) trainable, BatchNorm excluded.
-
-    BatchNormalization stays frozen: its statistics were learned on ImageNet and a small dataset
-    would wreck them. Recompile the model afterwards.
-    """
-    total = len(backbone.layers)
-    limit = total - 1  # layers[0] is the input: nothing to train, and nothing left below a cut
-    if not 0 <= count <= limit:
-        raise PipelineError(f"unfreeze={count} is out of range: this backbone allows 0 to {limit}")
-    backbone.trainable = True
-    for index, layer in enumerate(backbone.layers):
-        is_top = index >= total - count
-        layer.trainable = is_top and not isinstance(layer, layers.BatchNormalization)

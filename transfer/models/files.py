@@ -80,9 +80,10 @@ def load_model(path: Path) -> keras.Model:
         raise PipelineError(f"{path}: not a model this pipeline can load ({first_line})") from None
 
 
-def load_classifier(finetuned_model: Path, extractor_file: Path, head_file: Path) -> keras.Model:
-    """The whole classifier: the fine-tuned one if `finetune` wrote it, else (unfreeze=0) the
-    frozen extractor with the head, assembled here."""
-    if finetuned_model.exists():
-        return load_model(finetuned_model)
+def load_classifier(files: list[Path]) -> keras.Model:
+    """The whole classifier from its files (finetuned.classifier_files): one classifier, or
+    the extractor and the head, assembled here."""
+    if len(files) == 1:
+        return load_model(files[0])
+    extractor_file, head_file = files
     return build_classifier(load_model(extractor_file), load_model(head_file))

@@ -7,21 +7,23 @@ import math
 import keras
 import numpy as np
 
+from transfer.variants import TrainingVariants
+
 
 class ViewBatches(keras.utils.PyDataset):
-    """Batches of (inputs, one-hot labels) from arrays of `variants` x `count` rows.
+    """Batches of (inputs, one-hot labels) from arrays of the images' variants, in the rows'
+    order of `variants` (transfer.variants), and the images' `labels`.
 
-    Every array holds the clean rows of the `count` images first, then each augmented view's
-    rows in the same order (variant v of image i is row v * count + i). With `shuffle_seed`,
-    every epoch visits each image once, in a new order, as a seeded random one of its variants;
-    without, it gives the clean rows in order. Arrays may be memory maps, and float16: rows
-    come out float32.
+    With `shuffle_seed`, every epoch visits each image once, in a new order, as a seeded random
+    one of its variants; without, it gives the clean rows in order. Arrays may be memory maps,
+    and float16: rows come out float32.
     """
 
     def __init__(
         self,
         arrays: tuple[np.ndarray, ...],
         labels: np.ndarray,
+        variants: TrainingVariants,
         n_classes: int,
         batch_size: int,
         shuffle_seed: int | None = None,
@@ -29,7 +31,7 @@ class ViewBatches(keras.utils.PyDataset):
         super().__init__()
         self.arrays, self.labels, self.batch_size = arrays, labels, batch_size
         self.count = len(labels)
-        self.variants = len(arrays[0]) // self.count if self.count else 1
+        self.variants = variants
         self.one_hot = np.eye(n_classes, dtype=np.float32)
         self.random = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
         self.rows = np.arange(self.count)
@@ -42,10 +44,11 @@ class ViewBatches(keras.utils.PyDataset):
         # Sorted rows read a memory map front to back.
         rows = np.sort(self.rows[index * self.batch_size : (index + 1) * self.batch_size])
         inputs = tuple(np.asarray(array[rows], np.float32) for array in self.arrays)
-        labels = self.one_hot[self.labels[rows % self.count]]
+        labels = self.one_hot[self.labels[self.variants.image(rows)]]
         return (inputs[0] if len(inputs) == 1 else inputs), labels
 
     def on_epoch_end(self) -> None:
         if self.random is not None:
             images = self.random.permutation(self.count)
-            self.rows = self.random.integers(self.variants, size=self.count) * self.count + images
+            variant = self.random.integers(self.variants.per_image, size=self.count)
+            self.rows = self.variants.row(variant, images)

@@ -13,13 +13,8 @@ from dvclive import Live
 from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import run_on_records
 from transfer.litert import frozen_forward
-from transfer.models.cut import below_cut, build_top_model, split_at_cut
-from transfer.models.factories import (
-    BACKBONE_LAYER,
-    build_classifier,
-    compile_model,
-    unfreeze_top,
-)
+from transfer.models.cut import TrainableTop, below_cut, build_top_model, unfreeze_top
+from transfer.models.factories import BACKBONE_LAYER, build_classifier, compile_model
 from transfer.models.files import load_model
 from transfer.params import AugmentParams, FinetuneParams, Params
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
@@ -29,7 +24,8 @@ from transfer.training.activations import activation_bytes, cache_activations, c
 from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import steps_per_epoch
-from transfer.views import mirror, view_batches, view_transform
+from transfer.variants import TrainingVariants
+from transfer.views import mirror, variant_batches, view_transform
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +91,7 @@ def fit_on_activations(
     head: keras.Model,
     splits: dict[str, tuple[list[Path], int]],
     n_classes: int,
-    unfreeze: int,
+    top: TrainableTop,
     params: FinetuneParams,
     augment: AugmentParams,
     seed: int,
@@ -103,7 +99,8 @@ def fit_on_activations(
     engine: str = "keras",
     precision: str = "float32",
 ) -> None:
-    """Fine-tuning on the cached outputs of the frozen layers; trains the layers in place.
+    """Fine-tuning of the extractor's unfrozen `top` on the cached outputs of the frozen layers
+    below it; trains the layers in place.
 
     `splits` maps train, and val unless it is empty, to (TFRecord files, image count). The
     training images' `augment.views` augmented views (the same as extract's) are cached
@@ -112,13 +109,13 @@ def fit_on_activations(
     the dtype policy `precision`. In a distribution strategy's scope, both run on its
     replicas.
     """
-    lower, upper = split_at_cut(extractor.get_layer(BACKBONE_LAYER), unfreeze)
-    rows = {
-        split: count * (1 + augment.views if split == "train" else 1)
+    lower, upper = top.split()
+    variants = {
+        split: TrainingVariants(count, augment.views if split == "train" else 0)
         for split, (_, count) in splits.items()
     }
     dtype = params.activation_dtype
-    total = sum(activation_bytes(lower, count, dtype) for count in rows.values())
+    total = sum(activation_bytes(lower, rows.rows, dtype) for rows in variants.values())
     on_disk = total > params.activation_memory_mb * 2**20
     log.info(
         "caching %.0f MB of %s activations %s",
@@ -130,26 +127,25 @@ def fit_on_activations(
     cached = {}
     with ExitStack() as stack:
         with phase("cache activations"):
-            for split, (files, count) in splits.items():
+            for split, (files, _) in splits.items():
                 directory = None
                 if on_disk:
                     directory = Path(
                         stack.enter_context(tempfile.TemporaryDirectory(prefix=split))
                     )
-                dataset = make_dataset(files, params.batch_size)
-                if split == "train" and augment.views:
-                    views = view_batches(files, params.batch_size, augment, seed)
-                    dataset = dataset.concatenate(views)
+                rows = variants[split]
+                dataset = variant_batches(files, params.batch_size, augment, seed, rows.blocks)
                 activations, labels = cache_activations(
-                    forward, dataset, lower, rows[split], directory, dtype
+                    forward, dataset, lower, rows.rows, directory, dtype
                 )
                 check_stored(activations, dtype)
-                cached[split] = activations, labels[:count]
+                cached[split] = activations, labels[: rows.images]
         model = build_top_model(lower, upper, head)
-        train = ViewBatches(*cached["train"], n_classes, params.batch_size, seed)
+        batch_size = params.batch_size
+        train = ViewBatches(*cached["train"], variants["train"], n_classes, batch_size, seed)
         val = None
         if "val" in cached:
-            val = ViewBatches(*cached["val"], n_classes, params.batch_size)
+            val = ViewBatches(*cached["val"], variants["val"], n_classes, batch_size)
         schedule = learning_rate_schedule(params, len(train))
         with computing_in(precision, model):
             compile_model(model, params.optimizer, schedule)
@@ -177,7 +173,7 @@ def finetune_classifier(
         extractor = load_model(extractor_file)
         head = load_model(head_file)
         classifier = build_classifier(extractor, head)
-    unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
+    top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
     splits = training_splits(cache_dir, meta)
     # The learning rate follows its schedule: no decay on plateau.
     callbacks = training_callbacks(
@@ -201,7 +197,7 @@ def finetune_classifier(
                 head,
                 splits,
                 meta.n_classes,
-                params.unfreeze,
+                top,
                 finetune,
                 params.augment,
                 params.seed,

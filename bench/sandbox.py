@@ -1,7 +1,7 @@
 """Throwaway git + DVC copies of this pipeline, for the end-to-end tests and the benchmark.
 
-They copy the checkout this package was imported from (an editable install), so they measure
-and test the code as it is now.
+They copy the checkout this module belongs to, so they measure and test the code as it is
+now. Only the tests and the benchmark use them: the pipeline itself never does.
 """
 
 import os
