@@ -1,0 +1,99 @@
+"""The per-image memo: whole, checked entries; damaged ones miss; pruning; where it lives."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from transfer.memo import HEADER, MEMO_ENV, Memo, key, memo_dir, prune
+
+
+def entry_file(memo: Memo, namespace: str, entry_key: str) -> Path:
+    return next((memo.root / namespace).rglob(entry_key))
+
+
+def test_an_entry_reads_back_and_keys_depend_on_every_part(tmp_path: Path) -> None:
+    memo = Memo(tmp_path / "memo")
+    entry_key = key("features", "abc", {"view": 1})
+    assert memo.get("features", entry_key) is None
+    memo.put("features", entry_key, b"payload")
+    assert memo.get("features", entry_key) == b"payload"
+    assert key("features", "abc", {"view": 2}) != entry_key
+    assert key("features", "abd", {"view": 1}) != entry_key
+    assert not list((tmp_path / "memo").rglob("*.tmp"))  # no temporary left behind
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) - 3],  # truncated payload
+        lambda data: data[: HEADER.size - 1],  # truncated header
+        lambda data: b"\0" * len(data),  # overwritten with zeros
+        lambda data: data[:-1] + bytes([data[-1] ^ 1]),  # one bit flipped
+        lambda data: b"",  # empty
+    ],
+)
+def test_a_damaged_entry_is_a_miss(tmp_path: Path, damage) -> None:
+    memo = Memo(tmp_path)
+    memo.put("images", "ab12", b"some jpeg bytes")
+    file = entry_file(memo, "images", "ab12")
+    file.write_bytes(damage(file.read_bytes()))
+    assert memo.get("images", "ab12") is None
+    memo.put("images", "ab12", b"some jpeg bytes")  # the next computation replaces it
+    assert memo.get("images", "ab12") == b"some jpeg bytes"
+
+
+def test_concurrent_writers_of_one_key_leave_a_whole_entry(tmp_path: Path) -> None:
+    memo = Memo(tmp_path)
+    payload = os.urandom(1 << 20)
+    errors = []
+
+    def write() -> None:
+        try:
+            memo.put("features", "cafe", payload)
+        except Exception as error:
+            errors.append(error)
+
+    writers = [threading.Thread(target=write) for _ in range(8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert not errors
+    assert memo.get("features", "cafe") == payload
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_off_stores_nothing(tmp_path: Path) -> None:
+    memo = Memo(None)
+    memo.put("images", "ab12", b"x")
+    assert memo.get("images", "ab12") is None
+    assert not memo.has("images", "ab12")
+
+
+def test_prune_drops_the_least_recently_used_and_stale_temporaries(tmp_path: Path) -> None:
+    memo = Memo(tmp_path)
+    for index, name in enumerate(("aa01", "aa02", "aa03")):
+        memo.put("images", name, bytes(1000))
+        os.utime(entry_file(memo, "images", name), (1000 + index, 1000 + index))
+    memo.get("images", "aa01")  # used now: the most recent
+    temporary = tmp_path / "images" / "aa" / ".aa09.123.tmp"
+    temporary.write_bytes(b"half")
+    os.utime(temporary, (0, 0))
+    deleted, _ = prune(tmp_path, 2 * (1000 + HEADER.size))
+    assert deleted == 2  # aa02, the least recently used, and the stale temporary
+    assert memo.get("images", "aa01") is not None and memo.get("images", "aa03") is not None
+    assert memo.get("images", "aa02") is None and not temporary.exists()
+
+
+def test_it_lives_at_the_root_dvc_names_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MEMO_ENV, raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo"))
+    assert memo_dir() == tmp_path / "repo" / ".memo"
+    monkeypatch.setenv(MEMO_ENV, str(tmp_path / "shared"))
+    assert memo_dir() == tmp_path / "shared"
+    monkeypatch.setenv(MEMO_ENV, "off")
+    assert memo_dir() is None
