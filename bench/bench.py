@@ -25,12 +25,12 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from bench.common import dvc, machine, print_table
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo, run_command
 from bench.timeline import Timeline, run_timed
 from transfer.evaluation.metrics import classification_metrics
 from transfer.features import labels_file
 from transfer.inference import predict_probabilities
-from transfer.litert import available_cores
 from transfer.models.cut import unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier
 from transfer.models.files import load_model
@@ -58,34 +58,6 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         self.seconds.append(time.perf_counter() - self.start)
         self.val_accuracy.append(logs["val_accuracy"])
-
-
-def cpu_model() -> str:
-    """The CPU's name, as /proc/cpuinfo gives it."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
-def print_table(title: str, rows: list[tuple[str, str]]) -> None:
-    """The benchmark's result: a title, then a line per (what, figure), aligned."""
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{title}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-
-
-def timed(args: list[str], repo: Path, env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    result = run_command(args, repo, env)
-    if result.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return time.perf_counter() - start
-
-
-def dvc(repo: Path, *args: str) -> float:
-    return timed([sys.executable, "-m", "dvc", *args], repo)
 
 
 def timed_experiment(repo: Path, *args: str) -> Timeline:
@@ -286,7 +258,7 @@ def main() -> None:
                 f"caching {caching:.1f} s, val accuracy {cached.val_accuracy}",
             )
         )
-    print_table(f"{cpu_model()}, {available_cores()} cores", rows)
+    print_table(machine(), rows)
     for title, timeline in (
         (f"dvc exp run evaluate -S {dropout}", to_evaluate),
         (f"dvc exp run -S {full_dropout}", full),

@@ -25,6 +25,7 @@ DVC_LINE = re.compile(r"Updating lock file|Running stage|didn't change, skipping
 PHASE_GROUPS = {
     "load features": "loading",
     "load models": "loading",
+    "convert": "loading",
     "save models": "saving",
     "train": "training",
     "predict": "predicting",

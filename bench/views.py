@@ -18,30 +18,30 @@ Builds a throwaway git + DVC copy of the pipeline on the dataset and prints one 
 """
 
 import argparse
-import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any, TypeVar
 
-import numpy as np
 import yaml
 
-from bench.bench import classic_training, cpu_model, dvc, print_table, timed, timed_experiment
+from bench.bench import classic_training, timed_experiment
+from bench.common import (
+    accuracy,
+    dvc,
+    in_own_process,
+    machine,
+    print_table,
+    raw_forward_speed,
+    timed,
+)
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from bench.timeline import run_timed
-from transfer.litert import available_cores
-from transfer.models.factories import build_feature_extractor
 from transfer.params import HeadParams, load_params
-from transfer.paths import CACHE_DIR, FINETUNE_LIVE_DIR, METRICS_FILE
+from transfer.paths import CACHE_DIR, FINETUNE_LIVE_DIR
 from transfer.records.cache_meta import read_cache_meta
-from transfer.second_process import SecondProcess
 
-T = TypeVar("T")
 UNFREEZE = 50
 # The seeds' head: a linear classifier, 10 epochs, patience 3, no augmentation.
 SEEDS_HEAD = HeadParams(hidden=(), dropout=0.2, epochs=10, patience=3)
@@ -56,29 +56,6 @@ params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 params["data"]["source"] = sys.argv[1]
 make_pipeline_repo(Path(sys.argv[2]), params)
 """
-
-
-def raw_forward_speed() -> float:
-    """Images/s of a plain Keras MobileNetV2 (224 px, batch 32) on random images."""
-    model = build_feature_extractor("MobileNetV2", 224, None)
-    images = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
-    model.predict(images, verbose=0)
-    start = time.perf_counter()
-    for _ in range(5):
-        model.predict(images, verbose=0)
-    return 5 * 32 / (time.perf_counter() - start)
-
-
-def in_own_process(function: Callable[..., T], *args: Any) -> T:
-    """function(*args) in a process of its own, so that nothing it leaves behind (TensorFlow's
-    threads, memory) slows the experiments timed after it."""
-    with SecondProcess() as process:
-        process.start(function, *args)
-        return process.result()
-
-
-def accuracy(repo: Path) -> float:
-    return json.loads((repo / METRICS_FILE).read_text())["accuracy"]
 
 
 def first_repro_before(checkout: Path, dataset: Path, work: Path) -> tuple[float, float]:
@@ -234,7 +211,7 @@ def main() -> None:
         if len({run.accuracy for run in path_runs}) > 1:
             accuracies = ", ".join(f"{run.accuracy:.4f}" for run in path_runs)
             rows.append((f"{path} test accuracies differ between repeats", accuracies))
-    print_table(f"{dataset.name}: {cpu_model()}, {available_cores()} cores", rows)
+    print_table(f"{dataset.name}: {machine()}", rows)
     print(f"\nWhere the time of the first `dvc exp run -S {unfreeze}` went (seconds):")
     print("\n".join(cached[0].breakdown))
 

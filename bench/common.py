@@ -1,0 +1,77 @@
+"""What the benchmarks share: the machine's description and raw speed, a table printer, a
+timed command, a process of its own for one measurement, a result's test accuracy."""
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from bench.sandbox import run_command
+from transfer.litert import available_cores
+from transfer.models.factories import build_feature_extractor
+from transfer.paths import METRICS_FILE
+from transfer.second_process import SecondProcess
+
+T = TypeVar("T")
+
+
+def cpu_model() -> str:
+    """The CPU's name, as /proc/cpuinfo gives it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def machine() -> str:
+    """The CPU and the cores this process may use."""
+    return f"{cpu_model()}, {available_cores()} cores"
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    """The benchmark's result: a title, then a line per (what, figure), aligned."""
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{title}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def timed(args: list[str], repo: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds the command took; exits with its output if it fails."""
+    start = time.perf_counter()
+    result = run_command(args, repo, env)
+    if result.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return time.perf_counter() - start
+
+
+def dvc(repo: Path, *args: str) -> float:
+    return timed([sys.executable, "-m", "dvc", *args], repo)
+
+
+def raw_forward_speed() -> float:
+    """Images/s of a plain Keras MobileNetV2 (224 px, batch 32) on random images."""
+    model = build_feature_extractor("MobileNetV2", 224, None)
+    images = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
+    model.predict(images, verbose=0)
+    start = time.perf_counter()
+    for _ in range(5):
+        model.predict(images, verbose=0)
+    return 5 * 32 / (time.perf_counter() - start)
+
+
+def in_own_process(function: Callable[..., T], *args: Any) -> T:
+    """function(*args) in a process of its own, so that nothing it leaves behind (TensorFlow's
+    threads, memory) slows the experiments timed after it."""
+    with SecondProcess() as process:
+        process.start(function, *args)
+        return process.result()
+
+
+def accuracy(repo: Path) -> float:
+    """The test accuracy `evaluate` wrote in the repo."""
+    return json.loads((repo / METRICS_FILE).read_text())["accuracy"]
