@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("stages", "transfer", "dvc.yaml", ".gitignore")  # what a pipeline repo holds
+PIPELINE_FILES = ("stages", "transfer", "dvc.yaml", ".gitignore", "corrections.csv")  # a repo
 
 
 def command_env() -> dict[str, str]:

@@ -6,6 +6,7 @@ from transfer.atomic import atomic_output
 from transfer.errors import run_main
 from transfer.ingest.archives import open_source
 from transfer.ingest.importer import import_images, resolve_source, write_skipped_report
+from transfer.memo import open_memo
 from transfer.params import load_params
 from transfer.paths import DOWNLOADS_DIR, RAW_DIR, SKIPPED_REPORT
 
@@ -18,7 +19,9 @@ def main() -> None:
     with open_source(source) as listing, atomic_output(RAW_DIR) as raw_dir:
         raw_dir.mkdir()
         max_file_bytes = params.data.max_file_mb << 20
-        report = import_images(listing, raw_dir, params.data.max_pixels, max_file_bytes)
+        report = import_images(
+            listing, raw_dir, params.data.max_pixels, max_file_bytes, open_memo()
+        )
     write_skipped_report(SKIPPED_REPORT, report.skipped)
     log.info(report.summary(SKIPPED_REPORT))
 

@@ -1,12 +1,15 @@
-"""Stage `split`: assign each image to train, val or test by a hash of its path and the seed."""
+"""Stage `split`: label the photos (their folder's class, or corrections.csv's) and assign each
+to train, val or test by a hash of its content and the split's seed."""
 
 import logging
 
 from transfer.atomic import atomic_output
+from transfer.corrections import DROP, apply_corrections, read_corrections
 from transfer.errors import run_main
+from transfer.ingest.fetch import sha256_of
 from transfer.params import load_params
-from transfer.paths import RAW_DIR, SPLIT_DIR
-from transfer.splitting import list_images, split_file, split_images, write_split
+from transfer.paths import CORRECTIONS_FILE, RAW_DIR, SPLIT_DIR
+from transfer.splitting import Photo, list_images, split_file, split_images, write_split
 
 log = logging.getLogger(__name__)
 
@@ -14,12 +17,23 @@ log = logging.getLogger(__name__)
 def main() -> None:
     params = load_params()
     paths = list_images(RAW_DIR)
-    splits = split_images(paths, params.seed, params.split.val, params.split.test)
+    corrections = read_corrections(CORRECTIONS_FILE)
+    folders = {path: path.split("/")[0] for path in paths}
+    labels = apply_corrections(folders, corrections, CORRECTIONS_FILE)
+    photos = [Photo(path, labels[path], sha256_of(RAW_DIR / path)) for path in labels]
+    splits = split_images(photos, params.split_seed, params.split.val, params.split.test)
     with atomic_output(SPLIT_DIR) as split_dir:
         split_dir.mkdir()
         for name, images in splits.items():
             write_split(split_file(split_dir, name), images)
-    log.info(", ".join(f"{name} {len(images)}" for name, images in splits.items()))
+    dropped = sum(label == DROP for _, label in corrections.values())
+    log.info(
+        "%s; %s: %d relabelled, %d dropped",
+        ", ".join(f"{name} {len(images)}" for name, images in splits.items()),
+        CORRECTIONS_FILE,
+        len(corrections) - dropped,
+        dropped,
+    )
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ import yaml
 from PIL import Image
 
 from bench.sandbox import run_command, run_measured
+from transfer.memo import NO_MEMO
+from transfer.memoized import fill_rows
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, HeadParams
+from transfer.tfdata import ImageTransform, read_record_index
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32  # the side of the model tests' images
@@ -51,9 +54,12 @@ def tiny_params(source: Path) -> dict:
     return params
 
 
-def dvc(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a dvc command in the repo and fail the test with its output if it fails."""
-    result = run_command([sys.executable, "-m", "dvc", *args], directory)
+def dvc(
+    directory: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a dvc command in the repo (with `env` added to the environment) and fail the test
+    with its output if it fails."""
+    result = run_command([sys.executable, "-m", "dvc", *args], directory, env)
     assert result.returncode == 0, (
         f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     )
@@ -122,3 +128,15 @@ def tiny_classifier() -> tuple[keras.Model, keras.Model, keras.Model]:
     extractor = build_feature_extractor("MobileNetV2", SIZE, None)
     head = build_head(extractor.output_shape[-1], N_CLASSES, HeadParams())
     return extractor, head, build_classifier(extractor, head)
+
+
+def forward_rows(
+    forward, files: list[Path], width: int, transform: ImageTransform | None = None, batch: int = 8
+) -> np.ndarray:
+    """`forward`'s `width` outputs for each record of `files`, in the cached order, each
+    image `transform`ed if given: what extract writes, with the memo off."""
+    count = len(read_record_index(files).paths)
+    rows = np.empty((count, width), np.float32)
+    keys = [str(index) for index in range(count)]  # unused: the memo is off
+    fill_rows(forward, files, transform, keys, [rows], 0, NO_MEMO, "features", batch)
+    return rows

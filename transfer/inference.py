@@ -1,6 +1,6 @@
 """Run a model over a dataset in batches: one traced call (or one split across a distribution
-strategy's replicas), outputs written into arrays in memory or streamed into .npy files, a
-Keras progress bar. Every place that runs a model over many images or features uses it."""
+strategy's replicas), outputs in arrays, a Keras progress bar; and the writer that streams
+rows into a .npy file (memoized.fill_rows writes the frozen forward passes' rows with it)."""
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -10,12 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.features import features_file, labels_file
 from transfer.tfdata import ImageTransform, make_dataset
-
-# Makes the array for output `index` (model outputs first, then what the batches carry along):
-# a NumPy array, or anything that takes `array[start:stop] = rows` in order (an NpyWriter).
-Allocate = Callable[[int, tuple[int, ...], np.dtype], Any]
 
 
 def traced_call(model: keras.Model) -> Callable[[Any], Any]:
@@ -87,10 +82,6 @@ def run_on_records(
     return outputs, labels
 
 
-def in_memory(index: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    return np.empty(shape, dtype)
-
-
 class NpyWriter:
     """A .npy file written front to back, a block of rows at a time (`writer[a:b] = rows`).
 
@@ -115,36 +106,21 @@ class NpyWriter:
         self.file.close()
 
 
-def written_to(files: Sequence[Path]) -> Allocate:
-    """Output `index` is written to the .npy file files[index] (an NpyWriter), so memory does
-    not grow with it; close the writers when done."""
-
-    def allocate(index: int, shape: tuple[int, ...], dtype: np.dtype) -> NpyWriter:
-        return NpyWriter(files[index], shape, dtype)
-
-    return allocate
-
-
 def run_in_batches(
     forward: Callable[[Any], Any],
     batches: Iterable[tuple[Any, ...]],
     count: int,
     rows: Sequence[tuple[tuple[int, ...], Any]],
-    allocate: Allocate = in_memory,
     progress_bar: bool = True,
 ) -> list[np.ndarray]:
     """Apply `forward` to the first item of every batch, in order.
 
     Each batch is (inputs, *carried): the carried items (labels, say) are stored unchanged
     beside the outputs. `rows` gives the (shape, dtype) of one row of each array: one per
-    output of `forward`, then one per carried item. Returns those arrays, `count` rows each,
-    made by `allocate` (so an empty split still gets its files). The progress bar writes to
-    stdout: turn it off where stdout is the result.
+    output of `forward`, then one per carried item. Returns those arrays, `count` rows each.
+    The progress bar writes to stdout: turn it off where stdout is the result.
     """
-    arrays = [
-        allocate(index, (count, *shape), np.dtype(dtype))
-        for index, (shape, dtype) in enumerate(rows)
-    ]
+    arrays = [np.empty((count, *shape), np.dtype(dtype)) for shape, dtype in rows]
     progress = keras.utils.Progbar(count, unit_name="image", verbose=int(progress_bar))
     done = 0
     for inputs, *carried in batches:
@@ -176,46 +152,3 @@ def predict_array(
     )
     rows = [((width,), np.float32)]
     return run_in_batches(forward, batches, len(inputs), rows, progress_bar=progress_bar)[0]
-
-
-def extract_features(
-    forward: Callable[[tf.Tensor], tf.Tensor],
-    width: int,
-    dataset: tf.data.Dataset,
-    count: int,
-    out_dir: Path,
-    split: str,
-) -> None:
-    """Write `<split>.npy` (count x width, float32) and `<split>_labels.npy` batch by batch.
-
-    `forward` is the extractor's traced call, traced once for all splits; `dataset` gives
-    (pixels, labels) batches. They are written as they come, so memory does not grow with the
-    dataset.
-    """
-    files = [features_file(out_dir, split), labels_file(out_dir, split)]
-    write_in_batches(forward, dataset, count, [((width,), np.float32), ((), np.int64)], files)
-
-
-def extract_without_labels(
-    forward: Callable[[tf.Tensor], tf.Tensor],
-    width: int,
-    dataset: tf.data.Dataset,
-    count: int,
-    file: Path,
-) -> None:
-    """Write `forward`'s count x width float32 outputs on the pixels of a (pixels, labels)
-    dataset to the .npy `file`, batch by batch (augmented views, mirrored images)."""
-    pixels = dataset.map(lambda images, _labels: (images,))
-    write_in_batches(forward, pixels, count, [((width,), np.float32)], [file])
-
-
-def write_in_batches(
-    forward: Callable[[Any], Any],
-    batches: Iterable[tuple[Any, ...]],
-    count: int,
-    rows: Sequence[tuple[tuple[int, ...], Any]],
-    files: Sequence[Path],
-) -> None:
-    """run_in_batches with every array streamed into its .npy file of `files`."""
-    for writer in run_in_batches(forward, batches, count, rows, written_to(files)):
-        writer.close()

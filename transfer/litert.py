@@ -16,6 +16,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from transfer.inference import inference_call
+from transfer.timing import phase
 
 log = logging.getLogger(__name__)
 # Images per interpreter call. MobileNetV2 at 224 px on a 2-core Xeon (AVX-512): alone,
@@ -106,18 +107,26 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def engine_for(engine: str, strategy: tf.distribute.Strategy | None = None) -> str:
+    """The engine that runs a frozen forward pass: `engine`, but keras under a strategy with
+    several replicas, whatever the engine (LiteRT runs in one process, on CPUs)."""
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    return "keras" if replicas > 1 else engine
+
+
 def frozen_forward(
     model: keras.Model, engine: str, strategy: tf.distribute.Strategy | None = None
 ) -> Callable[[Any], Any]:
-    """The model's inference call on `engine`: keras (a traced call) or litert (converted
-    once, here, then run by LiteRT). Under a strategy with several replicas Keras runs it,
-    each batch split across them, whatever the engine: LiteRT runs in one process, on CPUs."""
-    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
-    if engine == "keras" or replicas > 1:
+    """The model's inference call on engine_for(engine, strategy): keras (a traced call, each
+    batch split across the strategy's replicas) or litert (converted once, here, then run by
+    LiteRT)."""
+    if engine_for(engine, strategy) == "keras":
+        replicas = 1 if strategy is None else strategy.num_replicas_in_sync
         log.info("%s runs on Keras, %d replica(s)", model.name, replicas)
         return inference_call(model, strategy)
     start = time.perf_counter()
-    converted = LiteRTModel(to_tflite(serving_function(model)))
+    with phase("convert"):
+        converted = LiteRTModel(to_tflite(serving_function(model)))
     log.info(
         "converted %s to TFLite for LiteRT in %.1f s", model.name, time.perf_counter() - start
     )

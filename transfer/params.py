@@ -54,8 +54,11 @@ class DataParams:
 class SplitParams:
     val: float = 0.15
     test: float = 0.15
+    seed: int | None = None  # None: the top-level seed (Params.split_seed)
 
     def __post_init__(self) -> None:
+        if self.seed is not None:
+            _require(self.seed >= 0, "split.seed", "0 or more, or null", self.seed)
         _require(0 <= self.val < 1, "split.val", "in [0, 1)", self.val)
         test = self.test
         _require(0 < test < 1, "split.test", "in (0, 1): evaluate needs test images", test)
@@ -256,6 +259,13 @@ class Params:
     audit: AuditParams = field(default_factory=AuditParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the split: split.seed, or the top-level seed when it is null. Apart
+        from `seed`, it checks a result on another split with the same initialisation and
+        augmented views."""
+        return self.seed if self.split.seed is None else self.split.seed
 
     def __post_init__(self) -> None:
         _require(self.unfreeze >= 0, "unfreeze", "a layer count of 0 or more", self.unfreeze)

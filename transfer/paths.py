@@ -33,3 +33,5 @@ PREDICTIONS_FILE = Path("reports/predictions.csv")
 GRID_FILE = Path("reports/predictions.png")
 AUDIT_DIR = Path("reports/audit")  # duplicates.csv, suspects.csv, metrics.json, *.png
 DUPLICATES_FILE = AUDIT_DIR / "duplicates.csv"
+SUSPECTS_FILE = AUDIT_DIR / "suspects.csv"
+CORRECTIONS_FILE = Path("corrections.csv")  # the user's label corrections, kept in git

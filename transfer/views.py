@@ -1,30 +1,29 @@
 """Augmented views of a training image: random flip, rotation, zoom, translation, contrast and
 brightness, drawn with TensorFlow's stateless random ops.
 
-A view is a function of (seed, the image's path, a draw number) only. `extract` and the
+A view is a function of (seed, the photo's key, a draw number) only; the key is the SHA-256
+of the photo's file, so a photo moved or relabelled keeps its views. `extract` and the
 activation cache use draw = the view's index, so each cached view is the same on every run
 and adding an image changes no other image's views; the ordinary fine-tune draws a new number
 per image per epoch.
 """
 
-import functools
+import dataclasses
 import math
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from transfer.params import AugmentParams
-from transfer.tfdata import ImageTransform, make_dataset
-from transfer.variants import CLEAN
+from transfer.tfdata import ImageTransform
 
-KEY_BUCKETS = 2**62  # the image key: the path's FarmHash fingerprint, the same on every machine
+KEY_BUCKETS = 2**62  # the photo's key's FarmHash fingerprint, the same on every machine
 
 
-def view_seed(seed: int, path: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
-    """The stateless seed (two int64s) of one view of the image at `path`."""
-    key = tf.strings.to_hash_bucket_fast(path, KEY_BUCKETS)
-    image_seed = tf.stack([tf.constant(seed, tf.int64), key])
+def view_seed(seed: int, key: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
+    """The stateless seed (two int64s) of one view of the photo whose key is `key`."""
+    bucket = tf.strings.to_hash_bucket_fast(key, KEY_BUCKETS)
+    image_seed = tf.stack([tf.constant(seed, tf.int64), bucket])
     return tf.random.experimental.stateless_fold_in(image_seed, tf.cast(draw, tf.int32))
 
 
@@ -73,37 +72,25 @@ def augment(image: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Tens
 def view_transform(params: AugmentParams, seed: int) -> ImageTransform:
     """Image -> its augmented view number `draw` (see the module's docstring)."""
 
-    def transform(image: tf.Tensor, path: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
-        return augment(tf.cast(image, tf.float32), view_seed(seed, path, draw), params)
+    def transform(image: tf.Tensor, key: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
+        return augment(tf.cast(image, tf.float32), view_seed(seed, key, draw), params)
 
     return transform
 
 
+def view_identity(params: AugmentParams, seed: int, view: int) -> dict:
+    """What makes view number `view` of a photo what it is, besides the photo: for memo
+    keys (the code that draws it is in memoized.forward_version)."""
+    settings = dataclasses.asdict(params)
+    del settings["views"]  # how many views there are changes none of them
+    return {"view": view, "seed": seed, "augment": settings}
+
+
 def fixed_view(transform: ImageTransform, view: int) -> ImageTransform:
     """`transform` with the draw fixed to `view`: the cached view of that index."""
-    return lambda image, path, _draw: transform(image, path, tf.constant(view, tf.int64))
+    return lambda image, key, _draw: transform(image, key, tf.constant(view, tf.int64))
 
 
-def mirror(image: tf.Tensor, _path: tf.Tensor, _draw: tf.Tensor) -> tf.Tensor:
+def mirror(image: tf.Tensor, _key: tf.Tensor, _draw: tf.Tensor) -> tf.Tensor:
     """The image mirrored left to right: what test-time augmentation averages in."""
     return tf.image.flip_left_right(tf.cast(image, tf.float32))
-
-
-def variant_batches(
-    files: list[Path],
-    batch_size: int,
-    params: AugmentParams,
-    seed: int,
-    blocks: tuple[int | None, ...],
-) -> tf.data.Dataset:
-    """(pixels, labels) batches of the variants of a split's images, one block of
-    TrainingVariants.blocks after the other (the clean images, or a view of every image),
-    each in the cached order."""
-    transform = view_transform(params, seed)
-    datasets = [
-        make_dataset(
-            files, batch_size, transform=None if block is CLEAN else fixed_view(transform, block)
-        )
-        for block in blocks
-    ]
-    return functools.reduce(tf.data.Dataset.concatenate, datasets)

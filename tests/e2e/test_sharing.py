@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from moto.server import ThreadedMotoServer
 
 from bench.sandbox import command_env, commit, make_pipeline_repo, run_command
@@ -19,10 +21,10 @@ from tests.helpers import dvc, make_image_folder, tiny_params
 
 pytestmark = pytest.mark.e2e
 OUTPUT_DIRS = ("data", "models", "reports")  # what the stages write
-# The queued sweep; the base run has head.learning_rate 0.001. (Not dropout: on the random
-# backbone's near-zero features it leaves the head's predictions unchanged, and DVC would
-# rightly skip evaluate.)
-LEARNING_RATES = (0.003, 0.01, 0.03)
+# The queued experiments: each computes new augmented views' features (the base run has
+# augment.brightness 0.1) beside the clean images' that both need.
+BRIGHTNESS = (0.2, 0.3)
+COMPARED = ("data/features", "models/finetuned")  # the views' features, the predictions
 QUEUE_TIMEOUT_S = 900
 
 
@@ -82,6 +84,15 @@ def test_a_clone_pulls_from_a_local_remote_and_reproduces_nothing(
     commit(repo, "local remote")
     round_trip(repo, "shared", tmp_path / "clone")
     assert list((store / "files").rglob("*")) and list((store / "runs").rglob("*"))
+    # A machine without the photos (a dependency of download) runs nothing either.
+    photos = Path(yaml.safe_load((repo / "params.yaml").read_text())["data"]["source"])
+    photos.rename(photos.with_name("elsewhere"))
+    try:
+        assert "deleted" in dvc(tmp_path / "clone", "status").stdout
+        result = dvc(tmp_path / "clone", "repro", "--allow-missing")
+        assert stages_run(result.stdout) == set()
+    finally:
+        photos.with_name("elsewhere").rename(photos)
 
 
 @pytest.fixture
@@ -172,43 +183,52 @@ def wait_for_queue(repo: Path, timeout_s: float) -> list[dict[str, str]]:
     return snapshots
 
 
-def test_three_queued_experiments_run_two_at_a_time_and_show_their_metrics(
+def test_queued_experiments_on_a_cold_memo_run_two_at_a_time_as_they_would_one_by_one(
     repo: Path, tmp_path: Path
 ) -> None:
+    """Two experiments that compute features (new augmented views, the same clean images) run
+    at once, in temporary workspaces, sharing the repo's memo from empty: both succeed, show
+    their metrics, and write what each writes when run alone, without the memo."""
+    shutil.rmtree(repo / ".memo", ignore_errors=True)
     names = []
-    for rate in LEARNING_RATES:
-        queued = dvc(repo, "exp", "run", "--queue", "-S", f"head.learning_rate={rate}").stdout
+    for value in BRIGHTNESS:
+        queued = dvc(repo, "exp", "run", "--queue", "-S", f"augment.brightness={value}").stdout
         names.append(re.search(r"Queued experiment '([^']+)'", queued).group(1))
     assert set(queue_status(repo).values()) == {"Queued"}
 
     start_queue(repo, 2, tmp_path / "queue-start.log")
     snapshots = wait_for_queue(repo, QUEUE_TIMEOUT_S)
     assert snapshots[-1] == dict.fromkeys(names, "Success"), snapshots[-1]
-    # Two at once, each in a temporary workspace of its own.
     running = [list(snapshot.values()).count("Running") for snapshot in snapshots]
     assert max(running) == 2, snapshots
-
     for name in names:
         log = dvc(repo, "queue", "logs", name).stdout
         # The committed upstream stages are restored, not recomputed.
-        assert stages_run(log) == {"train_head", "finetune", "evaluate", "export"}, log
+        assert stages_run(log) == {
+            "extract", "audit", "train_head", "finetune", "evaluate", "export",
+        }, log  # fmt: skip
+    assert list((repo / ".memo" / "features").rglob("*")), "the workers filled the repo's memo"
 
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     baseline = next(row for row in shown if row["rev"] != "workspace")
     results = {}
     for experiment in baseline["experiments"] or []:
         data = experiment["revs"][0]["data"]
-        rate = data["params"]["params.yaml"]["data"]["head"]["learning_rate"]
-        metrics = data["metrics"]
-        results[experiment["name"]] = (rate, metrics)
-    assert {name: rate for name, (rate, _) in results.items()} == dict(
-        zip(names, LEARNING_RATES, strict=True)
+        value = data["params"]["params.yaml"]["data"]["augment"]["brightness"]
+        results[experiment["name"]] = (value, data["metrics"])
+    assert {name: value for name, (value, _) in results.items()} == dict(
+        zip(names, BRIGHTNESS, strict=True)
     )
     for _, metrics in results.values():
         assert 0 <= metrics["reports/metrics.json"]["data"]["accuracy"] <= 1
-        assert metrics["reports/metrics.json"]["data"]["test_images"] > 0
-        export = metrics["reports/export/metrics.json"]["data"]
-        assert export["tflite_float"]["agreement"] == 1.0
+        assert metrics["reports/export/metrics.json"]["data"]["tflite_float"]["agreement"] == 1.0
     # The queue ran in temporary workspaces: the repo's own is as committed.
-    status = run_command(["git", "status", "--porcelain"], repo)
-    assert status.stdout == ""
+    assert run_command(["git", "status", "--porcelain"], repo).stdout == ""
+
+    alone = {}
+    for value in BRIGHTNESS:
+        dvc(repo, "exp", "run", "-S", f"augment.brightness={value}", env={"TRANSFER_MEMO": "off"})
+        alone[value] = file_hashes(repo, COMPARED)
+    for name, value in zip(names, BRIGHTNESS, strict=True):
+        dvc(repo, "exp", "apply", name)
+        assert file_hashes(repo, COMPARED) == alone[value], name

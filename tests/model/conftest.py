@@ -21,6 +21,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         pixels = np.zeros((SIZE, SIZE, 3)) + random.normal(0, 20, (SIZE, SIZE, 3)) + 100
         pixels[..., label] += 100
         encoded = tf.io.encode_jpeg(np.clip(pixels, 0, 255).astype(np.uint8)).numpy()
-        records.append(serialize_example(encoded, label, f"c{label}/{index}.jpg"))
+        key = f"{index:064x}"  # the photo's key: any hex digest will do here
+        records.append(serialize_example(encoded, label, f"c{label}/{index}.jpg", key))
     names = write_shards(iter(records), directory, "train", len(records), 10)
     return [directory / name for name in names]

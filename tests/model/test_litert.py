@@ -6,13 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import N_CLASSES, NO_VIEWS, SIZE, tiny_classifier
-from transfer.inference import extract_features
+from tests.helpers import N_CLASSES, NO_VIEWS, SIZE, forward_rows, tiny_classifier
 from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tflite
 from transfer.models.cut import below_cut, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor
 from transfer.params import FinetuneParams
-from transfer.tfdata import make_dataset
 from transfer.training.callbacks import training_callbacks
 from transfer.training.finetune import fit_on_activations
 
@@ -28,17 +26,14 @@ def test_litert_features_agree_with_keras_and_repeat_to_the_byte(
     keras.utils.set_random_seed(1)
     extractor = build_feature_extractor(name, SIZE, None)
     width = extractor.output_shape[-1]
-    files = {}
-    for run, engine in enumerate(("keras", "litert", "litert")):
-        directory = tmp_path / f"{run}_{engine}"
-        directory.mkdir()
-        forward = frozen_forward(extractor, engine)  # converted anew for each litert run
-        extract_features(forward, width, make_dataset(shards, 8), 24, directory, "train")
-        files[run] = directory / "train.npy"
-    reference, litert = np.load(files[0]), np.load(files[1])
+    runs = [
+        forward_rows(frozen_forward(extractor, engine), shards, width)  # converted anew
+        for engine in ("keras", "litert", "litert")
+    ]
+    reference, litert = runs[0], runs[1]
     assert np.abs(reference).max() > 0
     np.testing.assert_allclose(litert, reference, atol=1e-4, rtol=0)
-    assert files[1].read_bytes() == files[2].read_bytes()
+    assert runs[1].tobytes() == runs[2].tobytes()
 
 
 def test_litert_runs_every_output_of_a_cut_in_order() -> None:

@@ -1,5 +1,6 @@
 """Augmented views: deterministic, distinct, per image; training on them, cached and on disk."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import N_CLASSES, SIZE, assert_reloads_alike, tiny_classifier
+from tests.helpers import N_CLASSES, SIZE, assert_reloads_alike, forward_rows, tiny_classifier
 from transfer.errors import PipelineError
-from transfer.inference import extract_without_labels, traced_call
+from transfer.inference import traced_call
 from transfer.models.cut import unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
@@ -22,20 +23,22 @@ from transfer.training.finetune import fit_on_activations
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
 from transfer.variants import TrainingVariants
-from transfer.views import fixed_view, variant_batches, view_transform
+from transfer.views import fixed_view, view_transform
 
 pytestmark = pytest.mark.model
 AUGMENT = AugmentParams(2, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)
 
 
-def write_images(directory: Path, count: int) -> list[Path]:
-    """`count` noisy images (the first `count` of one fixed sequence) as TFRecords."""
+def write_images(directory: Path, count: int, folder: str = "c") -> list[Path]:
+    """`count` noisy images (the first `count` of one fixed sequence) as TFRecords, filed
+    under `<folder><label>/`; each photo's key is its JPEG's SHA-256."""
     random = np.random.default_rng(0)
     records = []
     for index in range(count):
         pixels = np.clip(random.normal(120, 50, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
         encoded = tf.io.encode_jpeg(pixels).numpy()
-        records.append(serialize_example(encoded, index % N_CLASSES, f"c{index % 3}/{index}.jpg"))
+        path, key = f"{folder}{index % 3}/{index}.jpg", hashlib.sha256(encoded).hexdigest()
+        records.append(serialize_example(encoded, index % N_CLASSES, path, key))
     directory.mkdir()
     return [directory / name for name in write_shards(iter(records), directory, "train", count, 5)]
 
@@ -50,15 +53,20 @@ def views_by_path(files: list[Path], view: int) -> dict[str, np.ndarray]:
     }
 
 
-def test_two_extractions_write_byte_identical_view_files(
-    shards: list[Path], tmp_path: Path
-) -> None:
+def test_two_extractions_give_byte_identical_views(shards: list[Path]) -> None:
     extractor, _, _ = tiny_classifier()
-    for run in ("first", "second"):
-        dataset = variant_batches(shards, 8, AUGMENT, 7, TrainingVariants(24, 2).view_blocks)
-        extract_without_labels(traced_call(extractor), 1280, dataset, 48, tmp_path / run)
-    assert (tmp_path / "first").read_bytes() == (tmp_path / "second").read_bytes()
-    assert np.load(tmp_path / "first").shape == (48, 1280)
+    transform = view_transform(AUGMENT, 7)
+    runs = [
+        np.concatenate(
+            [
+                forward_rows(traced_call(extractor), shards, 1280, fixed_view(transform, view))
+                for view in TrainingVariants(24, AUGMENT.views).view_blocks
+            ]
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].tobytes() == runs[1].tobytes()
+    assert runs[0].shape == (48, 1280)
 
 
 def test_views_differ_from_the_clean_image_and_from_each_other(shards: list[Path]) -> None:
@@ -78,6 +86,14 @@ def test_views_differ_from_the_clean_image_and_from_each_other(shards: list[Path
             (first[path], second[path]),
         ):
             assert np.abs(one - other).mean() > 1, path
+
+
+def test_a_photos_views_follow_its_content_not_its_path(tmp_path: Path) -> None:
+    """A photo moved to another folder (relabelled) keeps its views."""
+    before = views_by_path(write_images(tmp_path / "before", 6), 1)
+    moved = views_by_path(write_images(tmp_path / "moved", 6, folder="other"), 1)
+    for path, pixels in before.items():
+        np.testing.assert_array_equal(moved[path.replace("c", "other", 1)], pixels)
 
 
 def test_adding_an_image_leaves_every_other_images_views_unchanged(tmp_path: Path) -> None:

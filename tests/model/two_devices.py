@@ -18,9 +18,9 @@ tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402  (after the devices)
 import numpy as np  # noqa: E402
 
-from tests.helpers import N_CLASSES, SIZE  # noqa: E402
+from tests.helpers import N_CLASSES, SIZE, forward_rows  # noqa: E402
 from transfer.distribution import strategy_for  # noqa: E402
-from transfer.inference import extract_features, inference_call, run_on_records  # noqa: E402
+from transfer.inference import inference_call, run_on_records  # noqa: E402
 from transfer.litert import LiteRTModel, frozen_forward  # noqa: E402
 from transfer.models.cut import unfreeze_top  # noqa: E402
 from transfer.models.factories import (  # noqa: E402
@@ -30,7 +30,7 @@ from transfer.models.factories import (  # noqa: E402
     build_head,
 )
 from transfer.params import AugmentParams, FinetuneParams, HeadParams  # noqa: E402
-from transfer.tfdata import make_dataset  # noqa: E402
+from transfer.tfdata import read_record_index  # noqa: E402
 from transfer.training.callbacks import training_callbacks  # noqa: E402
 from transfer.training.finetune import fit_on_activations, fit_on_images  # noqa: E402
 from transfer.training.head import feature_batches, train_head  # noqa: E402
@@ -65,11 +65,9 @@ def features(strategy: tf.distribute.Strategy, shards: list[Path], out: Path) ->
         extractor = random_extractor()
     engine = "keras" if strategy.num_replicas_in_sync == 1 else "litert"
     forward = frozen_forward(extractor, engine, strategy)
-    out.mkdir()
-    extract_features(forward, 1280, make_dataset(shards, 7), COUNT, out, "train")
     return {
-        "features": np.load(out / "train.npy"),
-        "labels": np.load(out / "train_labels.npy"),
+        "features": forward_rows(forward, shards, 1280, batch=7),
+        "labels": read_record_index(shards).labels,
         "on_litert": isinstance(forward, LiteRTModel),
     }
 

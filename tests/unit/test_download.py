@@ -4,8 +4,10 @@ import csv
 import hashlib
 import http.server
 import io
+import os
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,6 +216,24 @@ def test_http_download_with_correct_checksum_is_kept_and_reused(
     assert dict(report.kept) == {"cat": 2, "dog": 2}
     other = resolve_source(f"{url}?version=2", digest, downloads)  # same file name, other URL
     assert other != path and other.name == path.name
+
+
+def test_a_file_changed_on_the_server_is_downloaded_again(
+    http_archive: tuple[str, str], tmp_path: Path
+) -> None:
+    """DVC reruns download when the file at the URL changed (and when a param did): the
+    server is asked, and only a changed file is fetched again."""
+    url, _ = http_archive
+    downloads = tmp_path / "downloads"
+    path = resolve_source(url, None, downloads)
+    first = path.read_bytes()
+    served = tmp_path / "served" / "photos.tgz"
+    served.write_bytes(first + b"more")  # a new version, with a new Last-Modified
+    os.utime(served, (time.time() + 10, time.time() + 10))
+    assert resolve_source(url, None, downloads).read_bytes() == first + b"more"
+    modified = path.stat().st_mtime_ns
+    assert resolve_source(url, None, downloads) == path  # unchanged: not fetched again
+    assert path.stat().st_mtime_ns == modified
 
 
 def test_a_download_cut_short_is_an_error_and_keeps_nothing(tmp_path: Path) -> None:

@@ -122,8 +122,8 @@ def odd_names_tar(path: Path) -> Path:
     old report."""
     nfc, nfd = (unicodedata.normalize(form, "dog/café.jpg") for form in ("NFC", "NFD"))
     with tarfile.open(path, "w:gz", errors="surrogateescape") as archive:
-        for name in GOOD:
-            add_to_tar(archive, name, jpeg())
+        for index, name in enumerate(GOOD):  # each its own photo: the split goes by content
+            add_to_tar(archive, name, jpeg((index * 7, 100, 100)))
         add_to_tar(archive, "cat/a.jpg", jpeg())
         add_to_tar(archive, "cat/a.jpg/b.jpg", jpeg())  # a folder where a file already is
         add_to_tar(archive, "cat/" + "x" * 300 + ".jpg", jpeg())

@@ -1,5 +1,6 @@
 """The cache's records: one schema for writer and parser, and the typed meta file."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,18 +15,22 @@ from transfer.records.encoding import resize_jpeg
 from transfer.records.schema import (
     ENCODED,
     FILENAME,
+    KEY,
     LABEL,
     parse_example,
     serialize_example,
     write_shards,
 )
-from transfer.tfdata import make_dataset
+from transfer.tfdata import make_dataset, read_record_index
 
 
 def test_a_record_written_then_parsed_gives_back_what_went_in(tmp_path: Path) -> None:
     write_image(tmp_path / "cat.jpg", (200, 40, 40), 0, size=40)
     jpeg = resize_jpeg((tmp_path / "cat.jpg").read_bytes(), 32, 95)
-    records = [serialize_example(jpeg, label, f"class{label}/ä {label}.jpg") for label in range(3)]
+    records = [
+        serialize_example(jpeg, label, f"class{label}/ä {label}.jpg", f"{label:064x}")
+        for label in range(3)
+    ]
     names = write_shards(iter(records), tmp_path, "train", 3, 2)
     assert names == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     parsed = [
@@ -40,6 +45,12 @@ def test_a_record_written_then_parsed_gives_back_what_went_in(tmp_path: Path) ->
         "class2/ä 2.jpg",
     ]
     assert all(p[ENCODED].numpy() == jpeg for p in parsed)
+    assert [p[KEY].numpy().decode() for p in parsed] == [f"{label:064x}" for label in range(3)]
+    index = read_record_index([tmp_path / n for n in names])  # the same, without decoding
+    assert sorted(index.paths) == [f"class{label}/ä {label}.jpg" for label in range(3)]
+    assert index.images == [hashlib.sha256(jpeg).hexdigest()] * 3
+    by_path = dict(zip(index.paths, index.labels.tolist(), strict=True))
+    assert [by_path[path] for path in sorted(by_path)] == [0, 1, 2]
     # And through the one tf.data pipeline: uint8 pixels as floats, integer labels.
     pixels, labels = next(iter(make_dataset([tmp_path / n for n in names], 3)))
     assert pixels.shape == (3, 32, 32, 3) and pixels.dtype == tf.float32

@@ -13,9 +13,11 @@ from transfer.audit.leaks import DUPLICATE_COLUMNS, DuplicateRow
 from transfer.audit.pictures import draw_duplicates, draw_suspects
 from transfer.errors import PipelineError
 from transfer.features import load_features, load_paths
+from transfer.paths import DUPLICATES_FILE, SUSPECTS_FILE
 from transfer.splitting import hash_position
 
-SuspectRow = tuple[str, str, str, str, float]  # image, split, label, suggested, score
+SUSPECT_COLUMNS = ["image", "split", "label", "suggested", "score"]
+SuspectRow = tuple[str, str, str, str, float]  # in SUSPECT_COLUMNS' order
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,8 @@ def write_findings(
     picture_items: int,
 ) -> dict[str, int | float]:
     """duplicates.csv, suspects.csv, metrics.json and the two pictures; returns the counts."""
-    write_csv(out_dir / "duplicates.csv", DUPLICATE_COLUMNS, duplicates)
-    write_csv(
-        out_dir / "suspects.csv", ["image", "split", "label", "suggested", "score"], suspects
-    )
+    write_csv(out_dir / DUPLICATES_FILE.name, DUPLICATE_COLUMNS, duplicates)
+    write_csv(out_dir / SUSPECTS_FILE.name, SUSPECT_COLUMNS, suspects)
     counts = {
         "duplicate_pairs": len(duplicates),
         "cross_split_duplicate_pairs": sum(a != b for _, _, _, a, b in duplicates),

@@ -2,6 +2,7 @@
 
 import hashlib
 import http.client
+import json
 import logging
 import urllib.error
 import urllib.request
@@ -10,7 +11,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from transfer.atomic import atomic_output
+from transfer.atomic import atomic_output, write_json
 from transfer.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -41,26 +42,56 @@ def check_sha256(path: Path, expected: str | None, origin: str) -> None:
         )
 
 
+def _validators_file(target: Path) -> Path:
+    """Where the server's validators of a downloaded file (ETag, Last-Modified) are kept."""
+    return target.with_name(f".{target.name}.validators.json")
+
+
 def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path:
-    """Download `url` into `downloads_dir` once; later calls reuse the verified file.
+    """Download `url` into `downloads_dir`; a later call asks the server whether the file has
+    changed since (a conditional GET with the ETag and Last-Modified it gave) and downloads
+    it again only if so. DVC runs `download` when the file at the URL changed (its http
+    dependency), and also when a param or the code did: only the first needs the bytes.
 
     Each URL gets its own folder (a hash of the URL), so two URLs whose files have the same
-    name never share a download.
+    name never share a download. Offline, a file downloaded earlier is used, with a warning.
     """
     name = Path(urlparse(url).path).name or "download"
     target = downloads_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / name
-    if target.exists():
-        check_sha256(target, expected_sha256, str(target))
-        log.info("using %s downloaded earlier (delete it to download again)", target)
-        return target
+    validators = _validators_file(target)
+    conditions = {}
+    if target.exists() and validators.exists():
+        saved = json.loads(validators.read_text())
+        conditions = {
+            header: saved[field]
+            for header, field in (
+                ("If-None-Match", "ETag"),
+                ("If-Modified-Since", "Last-Modified"),
+            )
+            if saved.get(field)
+        }
     offline_hint = (
         "set data.source in params.yaml to a local folder of class subfolders "
         "or a local .tgz/.zip archive"
     )
+    try:
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=conditions), timeout=60
+        )
+    except urllib.error.HTTPError as error:
+        if error.code == 304 and target.exists():  # not modified: the kept file is current
+            return _checked(target, expected_sha256, "unchanged on the server")
+        raise PipelineError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if target.exists():
+            log.warning("cannot reach %s (%s)", url, reason)
+            return _checked(target, expected_sha256, "the server could not be asked")
+        raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
     # atomic_output deletes the partial file on any error, so a failed download leaves nothing.
-    with atomic_output(target) as partial:
+    with response, atomic_output(target) as partial:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as file:
+            with partial.open("wb") as file:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with tqdm(
                     total=total, unit="B", unit_scale=True, desc=f"downloading {name}"
@@ -70,16 +101,19 @@ def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path
                         bar.update(len(chunk))
                 if total is not None and bar.n != total:
                     raise http.client.IncompleteRead(b"", total - bar.n)
-        except urllib.error.HTTPError as error:
-            raise PipelineError(
-                f"cannot download {url}: HTTP {error.code} {error.reason}"
-            ) from None
         except http.client.IncompleteRead as error:
             raise PipelineError(
                 f"download of {url} was cut short ({error.expected} bytes missing); run it again"
             ) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
+        except (http.client.HTTPException, OSError) as error:
+            raise PipelineError(f"download of {url} failed ({error}); run it again") from None
         check_sha256(partial, expected_sha256, url)
+    served = {field: response.headers.get(field) for field in ("ETag", "Last-Modified")}
+    write_json(validators, served)
+    return target
+
+
+def _checked(target: Path, expected_sha256: str | None, why: str) -> Path:
+    check_sha256(target, expected_sha256, str(target))
+    log.info("using %s downloaded earlier (%s)", target, why)
     return target

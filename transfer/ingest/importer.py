@@ -7,6 +7,7 @@ number of cores.
 """
 
 import errno
+import hashlib
 import logging
 import unicodedata
 from collections import Counter, deque
@@ -15,10 +16,12 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import PIL
 from tqdm import tqdm
 
 from transfer.atomic import write_csv
 from transfer.errors import PipelineError
+from transfer.ingest import image_files
 from transfer.ingest.archives import (
     READ_ERRORS,
     Entry,
@@ -35,8 +38,10 @@ from transfer.ingest.image_files import (
     has_image_extension,
     is_hidden,
 )
+from transfer.memo import NO_MEMO, Memo, key, source_version
 
 log = logging.getLogger(__name__)
+MEMO_SPACE = "checks"  # the verdict on an image's bytes: why it cannot be used, or ""
 MAX_PENDING = 64  # entries read ahead at most, however small: bounds the queue too
 
 
@@ -171,12 +176,22 @@ def _write(out_dir: Path, parts: tuple[str, ...], data: bytearray) -> str | None
     return None
 
 
-def _check(data: bytearray, max_pixels: int) -> str | None:
+def _check(data: bytearray, max_pixels: int, memo: Memo, entry_key: str) -> str | None:
+    """Why the image cannot be used, or None; the verdict kept in the memo."""
     try:
         decode_rgb(data, max_pixels)
-    except ImageRejected as reason:
-        return str(reason)
-    return None
+        reason = None
+    except ImageRejected as rejected:
+        reason = str(rejected)
+    memo.put(MEMO_SPACE, entry_key, (reason or "").encode())
+    return reason
+
+
+def _known(verdict: bytes) -> Future:
+    """A verdict from the memo, as a finished check."""
+    future: Future = Future()
+    future.set_result(verdict.decode() or None)
+    return future
 
 
 @dataclass
@@ -189,13 +204,15 @@ class _Pending:
 
 
 def import_images(
-    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int
+    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int, memo: Memo = NO_MEMO
 ) -> ImportReport:
     """Write every usable image of `listing` to out_dir/<class>/...; report the rest.
 
     Entries are taken in the listing's order; of two whose names collide, the first usable
-    one is kept.
+    one is kept. Each image is decoded to check it unless the memo has the verdict on its
+    bytes.
     """
+    version = key(source_version(image_files.__file__), PIL.__version__, max_pixels)
     report = ImportReport()
     report.skipped += [(printable((name,)), reason) for name, reason in listing.refused]
     visible = [e for e in listing.entries if not any(is_hidden(p) for p in e.parts)]
@@ -243,7 +260,9 @@ def import_images(
                 report.skipped.append((printable(entry.parts), reason))
                 bar.update(1)
                 continue
-            pixels = declared_pixels(data)
+            entry_key = key(version, hashlib.sha256(data).hexdigest())
+            verdict = memo.get(MEMO_SPACE, entry_key)
+            pixels = declared_pixels(data) if verdict is None else 0  # 0: not decoded
             pixels = pixels if pixels <= max_pixels else 0  # refused from its header, undecoded
             while pending and (
                 waiting_bytes + len(data) > max_file_bytes
@@ -253,7 +272,10 @@ def import_images(
                 finish_oldest()
             waiting_bytes += len(data)
             waiting_pixels += pixels
-            check = pool.submit(_check, data, max_pixels)
+            if verdict is None:
+                check = pool.submit(_check, data, max_pixels, memo, entry_key)
+            else:
+                check = _known(verdict)
             pending.append(_Pending(entry.parts, relative, data, pixels, check))
         while pending:
             finish_oldest()

@@ -1,16 +1,24 @@
-"""Images to TFRecords: decode, resize, re-encode as JPEG and serialize, on all cores."""
+"""Photos to TFRecords: decode, resize, re-encode as JPEG and serialize, on all cores, each
+resized photo kept in the memo by its content and the settings that shape it."""
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
+import PIL
+
 from transfer.errors import PipelineError
+from transfer.ingest import image_files
+from transfer.ingest.fetch import sha256_of
 from transfer.ingest.image_files import NO_PIXEL_LIMIT, ImageRejected, resize_rgb
+from transfer.memo import Memo, MemoCount, key, source_version
 from transfer.records.schema import serialize_example
+from transfer.splitting import Photo
 
 ENCODE_CHUNK = 64  # images resized in parallel at a time; bounds memory
+MEMO_SPACE = "images"
 
 
 def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
@@ -21,21 +29,45 @@ def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def _resize_file(file: Path, sha256: str, size: int, quality: int) -> bytes:
+    """The resized JPEG of a photo of data/raw, which must still have the bytes split saw."""
+    if sha256_of(file) != sha256:
+        raise PipelineError(f"{file} changed since the split; run `dvc repro`")
+    try:
+        return resize_jpeg(file.read_bytes(), size, quality)
+    except ImageRejected as reason:  # download checked it: the file changed since
+        raise PipelineError(f"{file}: {reason}; run `dvc repro`") from None
+
+
 def encode_records(
-    rows: list[tuple[str, str]], raw_dir: Path, classes: list[str], size: int, quality: int
+    photos: list[Photo],
+    raw_dir: Path,
+    classes: list[str],
+    size: int,
+    quality: int,
+    memo: Memo,
+    count: MemoCount,
 ) -> Iterator[bytes]:
-    """Serialized examples in the order of `rows`, resized on all cores a chunk at a time."""
+    """Serialized examples of the photos, in their order: each resized photo from the memo,
+    or resized on all cores a chunk at a time and stored. Adds to `count`."""
     label_of = {name: index for index, name in enumerate(classes)}
-    pending = iter(rows)
+    version = source_version(__file__, image_files.__file__)
+    pending = iter(photos)
     with ThreadPoolExecutor() as pool:
         while chunk := list(islice(pending, ENCODE_CHUNK)):
-            contents = [(raw_dir / path).read_bytes() for path, _ in chunk]
-            encoded = pool.map(resize_jpeg, contents, [size] * len(chunk), [quality] * len(chunk))
-            for path, label in chunk:
-                try:
-                    jpeg = next(encoded)
-                except ImageRejected as reason:  # download checked it: the file changed since
-                    raise PipelineError(
-                        f"{raw_dir / path}: {reason}; run `dvc repro -f download`"
-                    ) from None
-                yield serialize_example(jpeg, label_of[label], path)
+            keys = [key(p.sha256, size, quality, version, PIL.__version__) for p in chunk]
+            jpegs: list[bytes | None] = [memo.get(MEMO_SPACE, k) for k in keys]
+            resizing: dict[int, Future] = {
+                index: pool.submit(_resize_file, raw_dir / photo.path, photo.sha256, size, quality)
+                for index, photo in enumerate(chunk)
+                if jpegs[index] is None
+            }
+            for index, photo in enumerate(chunk):
+                jpeg = jpegs[index]
+                if jpeg is None:
+                    jpeg = resizing[index].result()
+                    memo.put(MEMO_SPACE, keys[index], jpeg)
+                    count.computed += 1
+                else:
+                    count.reused += 1
+                yield serialize_example(jpeg, label_of[photo.label], photo.path, photo.sha256)

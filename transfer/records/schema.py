@@ -8,20 +8,27 @@ import tensorflow as tf
 
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
-FILENAME = "image/filename"
+FILENAME = "image/filename"  # the photo's path, <class folder>/<file>, as in data/raw
+KEY = "image/key"  # the photo's identity: the hex SHA-256 of its file (splitting.Photo)
 SCHEMA = {
     ENCODED: tf.io.FixedLenFeature([], tf.string),
     LABEL: tf.io.FixedLenFeature([], tf.int64),
     FILENAME: tf.io.FixedLenFeature([], tf.string),
+    KEY: tf.io.FixedLenFeature([], tf.string),
 }
 
 
-def serialize_example(encoded: bytes, label: int, filename: str) -> bytes:
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def serialize_example(encoded: bytes, label: int, filename: str, key: str) -> bytes:
     """One image as a tf.train.Example."""
     feature = {
-        ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        ENCODED: _bytes_feature(encoded),
         LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        FILENAME: tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()])),
+        FILENAME: _bytes_feature(filename.encode()),
+        KEY: _bytes_feature(key.encode()),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     # Protobuf writes map entries in an order that can change from process to process;

@@ -1,19 +1,27 @@
-"""Cached activations for fine-tuning: the outputs of the frozen layers below the cut, computed
-once per image (and per augmented view), in memory or in memory-mapped files."""
+"""Cached activations for fine-tuning: the outputs of the frozen layers below the cut for every
+variant of every image, from the memo or computed once, kept in memory or in memory-mapped
+files."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from transfer.errors import PipelineError
-from transfer.inference import run_in_batches, write_in_batches
+from transfer.inference import NpyWriter
+from transfer.memo import Memo, MemoCount
+from transfer.memoized import fill_rows
+from transfer.tfdata import ImageTransform
 
 SAMPLE_ROWS = 256  # rows of the cache check_stored looks at
+MEMO_SPACE = "activations"
+# One block of rows: every record of the split, through a transform (None: as it is), with
+# each row's memo key.
+Block = tuple[ImageTransform | None, Sequence[str]]
 
 
 def activation_bytes(lower: keras.Model, count: int, dtype: str) -> int:
@@ -24,28 +32,45 @@ def activation_bytes(lower: keras.Model, count: int, dtype: str) -> int:
 
 def cache_activations(
     forward: Callable[[Any], Any],
-    dataset: tf.data.Dataset,
+    files: list[Path],
+    blocks: Sequence[Block],
     lower: keras.Model,
-    count: int,
     directory: Path | None,
-    dtype: str = "float32",
-) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Run `forward` (pixels -> the tensors crossing the cut, `lower`'s outputs) over the
-    (pixels, labels) dataset of `count` rows once: (activations stored as `dtype`, integer
-    labels).
+    dtype: str,
+    memo: Memo,
+    batch_size: int,
+) -> tuple[tuple[np.ndarray, ...], MemoCount]:
+    """`forward`'s outputs (pixels -> the tensors crossing the cut, `lower`'s outputs) for
+    every record of the TFRecord `files` in each of the `blocks`, one block after the other,
+    stored as `dtype`; and how many rows the memo gave.
 
     They go into memory, or into .npy files in `directory` when given, read back as
     read-only memory maps.
     """
-    rows = [(tuple(t.shape[1:]), dtype) for t in lower.outputs] + [((), np.int64)]
-    if directory is None:
-        *activations, labels = run_in_batches(forward, dataset, count, rows)
-        return tuple(activations), labels
-    names = [f"cut_{index}.npy" for index in range(len(lower.outputs))] + ["labels.npy"]
-    files = [directory / name for name in names]
-    write_in_batches(forward, dataset, count, rows, files)
-    *activations, labels = (np.load(file, mmap_mode="r") for file in files)
-    return tuple(activations), labels
+    rows = sum(len(keys) for _, keys in blocks)
+    shapes = [(rows, *tensor.shape[1:]) for tensor in lower.outputs]
+    files_out = (
+        [] if directory is None else [directory / f"cut_{i}.npy" for i in range(len(shapes))]
+    )
+    count = MemoCount()
+    with ExitStack() as stack:
+        if directory is None:
+            outputs = [np.empty(shape, dtype) for shape in shapes]
+        else:
+            outputs = [
+                stack.enter_context(closing(NpyWriter(file, shape, np.dtype(dtype))))
+                for file, shape in zip(files_out, shapes, strict=True)
+            ]
+        start = 0
+        for transform, keys in blocks:
+            done = fill_rows(
+                forward, files, transform, keys, outputs, start, memo, MEMO_SPACE, batch_size
+            )
+            count.add(done)
+            start += len(keys)
+    if directory is not None:
+        outputs = [np.load(file, mmap_mode="r") for file in files_out]
+    return tuple(outputs), count
 
 
 def check_stored(activations: tuple[np.ndarray, ...], dtype: str) -> None:

@@ -12,20 +12,22 @@ from dvclive import Live
 
 from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import run_on_records
-from transfer.litert import frozen_forward
+from transfer.litert import engine_for, frozen_forward
+from transfer.memo import NO_MEMO, Memo, MemoCount, open_memo
+from transfer.memoized import built_on_first_call, forward_version, row_keys
 from transfer.models.cut import TrainableTop, below_cut, build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, compile_model
 from transfer.models.files import load_model
 from transfer.params import AugmentParams, FinetuneParams, Params
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
-from transfer.tfdata import make_dataset, with_one_hot
+from transfer.tfdata import make_dataset, read_record_index, with_one_hot
 from transfer.timing import phase
 from transfer.training.activations import activation_bytes, cache_activations, check_stored
 from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import steps_per_epoch
-from transfer.variants import TrainingVariants
-from transfer.views import mirror, variant_batches, view_transform
+from transfer.variants import CLEAN, TrainingVariants
+from transfer.views import fixed_view, mirror, view_identity, view_transform
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ def fit_on_activations(
     callbacks: list[keras.callbacks.Callback],
     engine: str = "keras",
     precision: str = "float32",
+    memo: Memo = NO_MEMO,
 ) -> None:
     """Fine-tuning of the extractor's unfrozen `top` on the cached outputs of the frozen layers
     below it; trains the layers in place.
@@ -105,9 +108,9 @@ def fit_on_activations(
     `splits` maps train, and val unless it is empty, to (TFRecord files, image count). The
     training images' `augment.views` augmented views (the same as extract's) are cached
     beside their clean activations, and each epoch trains on a seeded choice among them per
-    image. The frozen layers run on `engine` (keras or litert), training stays in Keras, in
-    the dtype policy `precision`. In a distribution strategy's scope, both run on its
-    replicas.
+    image. Each image's activations come from the `memo` when an earlier run computed them.
+    The frozen layers run on `engine` (keras or litert), training stays in Keras, in the dtype
+    policy `precision`. In a distribution strategy's scope, both run on its replicas.
     """
     lower, upper = top.split()
     variants = {
@@ -123,8 +126,15 @@ def fit_on_activations(
         dtype,
         "on disk" if on_disk else "in memory",
     )
-    forward = frozen_forward(below_cut(extractor, lower), engine, tf.distribute.get_strategy())
+    below = below_cut(extractor, lower)
+    strategy = tf.distribute.get_strategy()
+    # Converted to TFLite only if some image is not in the memo.
+    forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
+    layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
+    version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
+    transform = view_transform(augment, seed)
     cached = {}
+    memoized = MemoCount()
     with ExitStack() as stack:
         with phase("cache activations"):
             for split, (files, _) in splits.items():
@@ -133,13 +143,25 @@ def fit_on_activations(
                     directory = Path(
                         stack.enter_context(tempfile.TemporaryDirectory(prefix=split))
                     )
-                rows = variants[split]
-                dataset = variant_batches(files, params.batch_size, augment, seed, rows.blocks)
-                activations, labels = cache_activations(
-                    forward, dataset, lower, rows.rows, directory, dtype
+                index = read_record_index(files)
+                blocks = [
+                    (None, row_keys(version, index, CLEAN))
+                    if block is CLEAN
+                    else (
+                        fixed_view(transform, block),
+                        row_keys(version, index, view_identity(augment, seed, block)),
+                    )
+                    for block in variants[split].blocks
+                ]
+                activations, count = cache_activations(
+                    forward, files, blocks, lower, directory, dtype, memo, params.batch_size
                 )
+                memoized.add(count)
                 check_stored(activations, dtype)
-                cached[split] = activations, labels[: rows.images]
+                cached[split] = activations, index.labels
+        log.info(
+            "%d activation rows computed, %d from the memo", memoized.computed, memoized.reused
+        )
         model = build_top_model(lower, upper, head)
         batch_size = params.batch_size
         train = ViewBatches(*cached["train"], variants["train"], n_classes, batch_size, seed)
@@ -204,6 +226,8 @@ def finetune_classifier(
                 callbacks,
                 params.backbone.engine,
                 precision,
+                # The workers of a cluster must make the same forward calls: no memo there.
+                NO_MEMO if params.distribute == "multi_worker" else open_memo(),
             )
     with phase("predict"):
         # On backbone.engine, as the head-only classifier's features were computed: on a
