@@ -67,9 +67,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def split_of(project: Path) -> dict[str, str]:
     return {
-        path: name
+        photo.path: name
         for name in ("train", "val", "test")
-        for path, _ in read_split(project / SPLIT_DIR, name)
+        for photo in read_split(project / SPLIT_DIR, name)
     }
 
 
@@ -85,7 +85,9 @@ def test_copies_are_reported_as_pairs_with_their_splits(audited: Path) -> None:
         assert float(row["similarity"]) >= 0.995
         assert {row["split_a"], row["split_b"]} == {where[original], where[copy]}
         assert row["split_a"] == where[row["image_a"]]
-    assert float(pairs[frozenset(("cat/img_03.jpg", "cat/copy_03.jpg"))]["similarity"]) == 1.0
+    exact = pairs[frozenset(("cat/img_03.jpg", "cat/copy_03.jpg"))]
+    assert float(exact["similarity"]) == 1.0
+    assert exact["split_a"] == exact["split_b"]  # byte-identical copies share a split
     metrics = (audited / AUDIT_DIR / "metrics.json").read_text()
     crossing = sum(row["split_a"] != row["split_b"] for row in rows)
     assert f'"cross_split_duplicate_pairs": {crossing}' in metrics
