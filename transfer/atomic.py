@@ -1,6 +1,7 @@
 """Write outputs so that an interrupted stage leaves nothing that looks complete."""
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -10,6 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from transfer.errors import PipelineError
+
+# A full disk, a full quota, or a file larger than the process may write (RLIMIT_FSIZE).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+@contextmanager
+def disk_full_named(path: Path) -> Iterator[None]:
+    """A write in the block that finds no room stops the stage with one line naming the
+    file (the error's own, or else `path`)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        raise PipelineError(
+            f"cannot write {error.filename or path} ({error.strerror}); free some space and "
+            "run it again"
+        ) from None
 
 
 def remove(path: Path) -> None:
@@ -31,7 +52,8 @@ def atomic_output(path: Path) -> Iterator[Path]:
     temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     remove(temporary)
     try:
-        yield temporary
+        with disk_full_named(path):
+            yield temporary
     except BaseException:
         remove(temporary)
         raise

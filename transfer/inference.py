@@ -2,7 +2,8 @@
 strategy's replicas), outputs in arrays, a Keras progress bar; and the writer that streams
 rows into a .npy file (memoized.fill_rows writes the frozen forward passes' rows with it)."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +92,30 @@ class NpyWriter:
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.file = path.open("wb")
+        self.path, self.file = path, path.open("wb")
         self.dtype, self.written = np.dtype(dtype), 0
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
-        np.lib.format.write_array_header_1_0(self.file, {**header, "shape": shape})
+        with self._naming_the_file():
+            np.lib.format.write_array_header_1_0(self.file, {**header, "shape": shape})
 
     def __setitem__(self, rows: slice, values: np.ndarray) -> None:
         if rows.start != self.written:
             raise ValueError(f"rows {rows.start}:{rows.stop} after {self.written} written")
-        self.file.write(np.ascontiguousarray(values, self.dtype).tobytes())
+        with self._naming_the_file():
+            self.file.write(np.ascontiguousarray(values, self.dtype).tobytes())
         self.written = rows.stop
 
+    @contextmanager
+    def _naming_the_file(self) -> Iterator[None]:
+        """A failed write names this file (a write's OSError names none)."""
+        try:
+            yield
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
+
     def close(self) -> None:
-        self.file.close()
+        with self._naming_the_file():  # the last buffered rows are written here
+            self.file.close()
 
 
 def run_in_batches(

@@ -103,6 +103,9 @@ class Memo:
                 file.write(header)
                 file.write(payload)
             os.replace(name, path)
+        except OSError as error:  # named: a failed write's error names no file
+            Path(name).unlink(missing_ok=True)
+            raise OSError(error.errno, error.strerror, error.filename or name) from None
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise

@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from transfer.atomic import atomic_output
+from transfer.atomic import atomic_output, disk_full_named
 from transfer.errors import PipelineError
 from transfer.models.factories import build_classifier
 
@@ -26,7 +26,8 @@ def save_model(model: keras.Model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.stem}.saving", dir=path.parent) as scratch:
         saved = Path(scratch) / path.name
-        model.save(saved)
+        with disk_full_named(path):
+            model.save(saved)
         with (
             atomic_output(path) as temporary,
             zipfile.ZipFile(saved) as source,

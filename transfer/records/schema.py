@@ -6,8 +6,12 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from transfer.errors import PipelineError
+
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
+# What TensorFlow's file writers raise when a write finds no room (ENOSPC, EFBIG).
+NO_ROOM = (tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError)
 FILENAME = "image/filename"  # the photo's path, <class folder>/<file>, as in data/raw
 KEY = "image/key"  # the photo's identity: the hex SHA-256 of its file (splitting.Photo)
 SCHEMA = {
@@ -54,7 +58,10 @@ def write_shards(
     names = shard_names(split, count, shard_size)
     iterator = iter(records)
     for index, name in enumerate(names):
-        with tf.io.TFRecordWriter(str(out_dir / name)) as writer:
-            for _ in range(min(shard_size, count - index * shard_size)):
-                writer.write(next(iterator))
+        try:
+            with tf.io.TFRecordWriter(str(out_dir / name)) as writer:
+                for _ in range(min(shard_size, count - index * shard_size)):
+                    writer.write(next(iterator))
+        except NO_ROOM as error:  # "<file>; No space left on device" or "...; File too large"
+            raise PipelineError(f"cannot write {error.message}") from None
     return names

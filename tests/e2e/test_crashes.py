@@ -1,0 +1,210 @@
+"""Kill it anywhere: `dvc repro` killed at many points, interrupted, or out of room, then run
+again, writes every file of data/ and models/ as an uninterrupted run does, byte for byte."""
+
+import hashlib
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.sandbox import command_env, make_pipeline_repo
+from bench.timeline import run_timed
+from tests.helpers import dvc, make_image_folder, tiny_params
+from transfer.memo import TEMPORARY_SUFFIX, Memo
+
+pytestmark = pytest.mark.e2e
+UNFREEZE = 20  # the fine-tune's activation cache runs, and fills the memo
+KILL_SEED = 27  # the kill points are the same on every run of the test
+KILL_POINTS = 20
+STAGE_LINE = re.compile(r"Running stage '([^']+)'")
+
+
+def output_hashes(repo: Path) -> dict[str, str]:
+    """SHA-256 of every file under data/ and models/, by path."""
+    return {
+        path.relative_to(repo).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in ("data", "models")
+        for path in sorted((repo / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
+def damaged_memo_entries(repo: Path) -> list[str]:
+    """Memo files that are neither a whole, checked entry nor a writer's temporary."""
+    memo = Memo(repo / ".memo")
+    return [
+        path.as_posix()
+        for path in (repo / ".memo").rglob("*")
+        if path.is_file()
+        and not path.name.endswith(TEMPORARY_SUFFIX)
+        and memo.get(path.parent.parent.name, path.name) is None
+    ]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("crashes") / "photos", per_class=8)
+
+
+@pytest.fixture(scope="module")
+def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An uninterrupted run: its outputs' hashes and each stage's seconds."""
+    params = {**tiny_params(photos), "unfreeze": UNFREEZE}
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("reference") / "repo", params)
+    timeline = run_timed(["repro"], repo)
+    durations = {stage: timeline.stage_seconds(stage) for stage in timeline.spans}
+    return output_hashes(repo), durations, params
+
+
+def start_repro(repo: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """`dvc repro` in a process group of its own, its output read line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", *args],
+        cwd=repo,
+        env={**command_env(), "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
+
+
+def run_and_signal(
+    repo: Path, args: list[str], stage: str, delay: float, sig: int
+) -> tuple[str | None, str]:
+    """`dvc repro *args`, and `sig` to its whole process group `delay` s after `stage`
+    starts: (the stage running when the signal went, None if the run ended first; the
+    output)."""
+    process = start_repro(repo, *args)
+    running: list[str] = []
+    signalled: list[str] = []
+
+    def send() -> None:
+        if process.poll() is None:
+            signalled.append(running[-1])
+            os.killpg(process.pid, sig)
+
+    timer = None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if match := STAGE_LINE.search(line):
+            running.append(match.group(1))
+            if match.group(1) == stage and timer is None:
+                timer = threading.Timer(delay, send)
+                timer.start()
+    process.wait()
+    if timer is not None:
+        timer.cancel()
+        timer.join()
+    return (signalled[0] if signalled else None), "".join(output)
+
+
+def kill_points(durations: dict[str, float]) -> list[tuple[str, float]]:
+    """KILL_POINTS (stage, seconds into it), chosen reproducibly: at least two in every
+    stage, the rest in the longest ones; early enough that a stage the memo speeds up on
+    its next run is still running."""
+    rng = random.Random(KILL_SEED)
+    stages = list(durations)
+    counts = dict.fromkeys(stages, 2)
+    while sum(counts.values()) < KILL_POINTS:
+        stage = max(stages, key=lambda s: durations[s] / (counts[s] + 1))
+        counts[stage] += 1
+    return [
+        (stage, rng.uniform(0.05, 0.6) * durations[stage])
+        for stage in stages
+        for _ in range(counts[stage])
+    ]
+
+
+@pytest.fixture(scope="module")
+def repo(reference, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repo the tests kill, interrupt and starve, one after the other."""
+    _, _, params = reference
+    return make_pipeline_repo(tmp_path_factory.mktemp("crashed") / "repo", params)
+
+
+def test_killed_at_many_points_a_rerun_writes_the_same_bytes(reference, repo: Path) -> None:
+    """Each run is killed (SIGKILL to its process group, as the OOM killer would) a while
+    into a stage, and the next one starts from what the kill left: a partial output, memo
+    entries half-written, a stage DVC did not record. A stage's first kill comes in a plain
+    `dvc repro` of it, which first completes what came before; the others in a forced run
+    of it alone, so that it runs again."""
+    expected, durations, _ = reference
+    landed = []
+    previous = None
+    for stage, delay in kill_points(durations):
+        args = [stage] if stage != previous else ["--force", "--single-item", stage]
+        killed_in, _ = run_and_signal(repo, args, stage, delay, signal.SIGKILL)
+        landed.append(killed_in)
+        previous = stage
+    dvc(repo, "repro")
+    assert "up to date" in dvc(repo, "status").stdout
+    kills = [stage for stage in landed if stage is not None]
+    print(f"{len(landed)} kill points, {len(kills)} killed a running stage: {kills}")
+    assert len(kills) >= 18 and set(kills) == set(durations)
+    assert output_hashes(repo) == expected
+    assert damaged_memo_entries(repo) == []
+
+
+def test_ctrl_c_stops_with_one_line_and_a_rerun_finishes(reference, repo: Path) -> None:
+    expected, durations, _ = reference
+    shutil.rmtree(repo / ".memo" / "features")  # extract has its work to do again
+    args = ["--force", "--single-item", "extract"]
+    stopped_in, output = run_and_signal(
+        repo, args, "extract", durations["extract"] / 2, signal.SIGINT
+    )
+    assert stopped_in == "extract"
+    assert "Traceback" not in output
+    stage_lines = [line for line in output.splitlines() if line.startswith("interrupted")]
+    assert stage_lines == ["interrupted: the output being written was discarded"]
+    # DVC removed the stage's outputs before running it; the stage left no part of its own.
+    assert not list(repo.glob("data/.*partial*"))
+    assert "extract:" in dvc(repo, "status").stdout  # not recorded: the next run redoes it
+    dvc(repo, "repro")
+    assert output_hashes(repo) == expected
+
+
+def limit_file_size(limit: int) -> None:
+    """In the child: files larger than `limit` bytes cannot be written (EFBIG), as on a disk
+    that fills up, instead of the default SIGXFSZ that would kill it."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_out_of_room_a_stage_stops_with_one_line_and_leaves_nothing_half_written(
+    reference, repo: Path
+) -> None:
+    expected, _, _ = reference
+    shutil.rmtree(repo / "data/features")  # extract has its work to do again
+    shutil.rmtree(repo / ".memo" / "features", ignore_errors=True)
+    killed_writers = set((repo / ".memo").rglob(f"*{TEMPORARY_SUFFIX}"))  # the kills' leftovers
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.extract"],
+        cwd=repo,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: limit_file_size(40_000),
+    )
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"error: cannot write data/\.features\.partial/\w+\.npy \(File too large\); "
+        r"free some space and run it again\n",
+        result.stderr.splitlines(keepends=True)[-1],
+    ), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (repo / "data/features").exists() and not list(repo.glob("data/.*partial*"))
+    assert set((repo / ".memo").rglob(f"*{TEMPORARY_SUFFIX}")) == killed_writers
+    assert damaged_memo_entries(repo) == []
+    dvc(repo, "repro")  # with room again
+    assert output_hashes(repo) == expected
