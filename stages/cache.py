@@ -39,7 +39,9 @@ def main() -> None:
                     progress, cache_dir, name, len(photos), params.image.shard_size
                 )
             counts[name] = len(photos)
-        write_cache_meta(cache_dir, CacheMeta(tuple(classes), size, counts, shards))
+        write_cache_meta(
+            cache_dir, CacheMeta(tuple(classes), size, params.image.jpeg_quality, counts, shards)
+        )
     log.info(
         "cached %s images at %dx%d (%d resized, %d from the memo)",
         counts,

@@ -36,11 +36,16 @@ def main() -> None:
     write_json(EXPORT_METRICS_FILE, metrics)
     for name, figures in metrics.items():
         log.info(
-            "%s: test accuracy %.4f, agrees with Keras on %.4f of %d test images",
+            "%s: test accuracy %.4f, agrees with Keras on %.4f of %d test images; %.1f MB, "
+            "%.1f ms an image on 1 thread, %.1f on %d",
             name,
             figures["accuracy"],
             figures["agreement"],
             figures["images"],
+            figures["bytes"] / 1e6,
+            figures["latency_ms_1_thread"],
+            figures["latency_ms_all_threads"],
+            figures["threads"],
         )
 
 

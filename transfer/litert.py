@@ -61,8 +61,13 @@ class LiteRTModel:
     order; a quantized model's inputs are quantized and its outputs dequantized here.
     """
 
-    def __init__(self, content: bytes, batch_size: int = LITERT_BATCH) -> None:
-        self.interpreter = Interpreter(model_content=content, num_threads=available_cores())
+    def __init__(
+        self, content: bytes, batch_size: int = LITERT_BATCH, threads: int | None = None
+    ) -> None:
+        """`threads`: how many the interpreter may use; by default, every core available."""
+        self.interpreter = Interpreter(
+            model_content=content, num_threads=threads or available_cores()
+        )
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = sorted(
             self.interpreter.get_output_details(), key=lambda o: _output_position(o["name"])

@@ -114,7 +114,14 @@ def test_the_export_writes_every_file_and_its_float_model_agrees_with_keras(
     assert metrics["tflite_float"]["agreement"] == 1.0
     test_count = read_cache_meta(repo / "data/cache").counts["test"]
     assert metrics["tflite_float"]["images"] == metrics["tflite_int8"]["images"] == test_count
-    assert set(metrics["tflite_int8"]) == {"accuracy", "agreement", "images"}
+    assert set(metrics["tflite_int8"]) == {
+        "accuracy", "agreement", "images", "bytes", "latency_ms_1_thread",
+        "latency_ms_all_threads", "threads",
+    }  # fmt: skip
+    for name, model in (("tflite_float", "model_float"), ("tflite_int8", "model_int8")):
+        assert metrics[name]["bytes"] == (repo / f"models/export/{model}.tflite").stat().st_size
+        assert 0 < metrics[name]["latency_ms_all_threads"] < 1000
+    assert metrics["tflite_int8"]["bytes"] < metrics["tflite_float"]["bytes"] / 2
     keras_probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
     meta = read_cache_meta(repo / "data/cache")
     images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)

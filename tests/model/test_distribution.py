@@ -113,7 +113,7 @@ def stage_directory(directory: Path, shards: list[Path], models: Path | None, **
     names = [shard.name for shard in shards]
     counts = dict.fromkeys(SPLITS, 24)
     write_cache_meta(
-        cache, CacheMeta(("c0", "c1", "c2"), SIZE, counts, dict.fromkeys(SPLITS, names))
+        cache, CacheMeta(("c0", "c1", "c2"), SIZE, 95, counts, dict.fromkeys(SPLITS, names))
     )
     if models is not None:
         shutil.copytree(models, directory / "models")

@@ -62,6 +62,7 @@ def test_cache_meta_round_trips_and_names_the_shards(tmp_path: Path) -> None:
     meta = CacheMeta(
         classes=("cat", "dog"),
         image_size=32,
+        jpeg_quality=95,
         counts={"train": 3, "val": 0, "test": 1},
         shards={
             "train": ["train-00000-of-00001.tfrecord"],

@@ -6,7 +6,15 @@ from pathlib import Path
 from transfer.atomic import atomic_output
 from transfer.evaluation.metrics import agreement_metrics
 from transfer.export.serving import export_saved_model
-from transfer.export.tflite import TFLITE_FLOAT, export_int8, tflite_predict_records
+from transfer.export.tflite import (
+    LATENCY_IMAGES,
+    TFLITE_FLOAT,
+    TFLITE_INT8,
+    export_int8,
+    representative_images,
+    serving_figures,
+    tflite_predict_records,
+)
 from transfer.inference import run_on_records, traced_call
 from transfer.litert import serving_function, to_tflite
 from transfer.models.files import load_classifier, save_model
@@ -57,7 +65,9 @@ def export_classifier(
             model = load_classifier(model_files)
         serve = serving_function(model)  # traced once, for both
         with phase("export: SavedModel"):
-            export_saved_model(serve, list(meta.classes), out_dir)
+            export_saved_model(
+                serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir
+            )
         with phase("export: float TFLite"):
             (out_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
         with phase("export: float TFLite test run"):
@@ -75,9 +85,20 @@ def export_classifier(
             )
         with phase("export: waiting for int8"):
             int8_probabilities = int8_process.result()
+        # Timed one after the other, neither beside other work: a latency is the model's own.
+        with phase("export: latency"):
+            images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
+            served = {
+                name: serving_figures((out_dir / file).read_bytes(), images)
+                for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8))
+            }
     checked = keras_probabilities.argmax(axis=1)
     return {
-        name: {**agreement_metrics(probabilities, labels, checked), "images": check_count}
+        name: {
+            **agreement_metrics(probabilities, labels, checked),
+            "images": check_count,
+            **served[name],
+        }
         for name, probabilities in (
             ("tflite_float", float_probabilities),
             ("tflite_int8", int8_probabilities),

@@ -10,10 +10,12 @@ from transfer.paths import META_FILE
 
 @dataclass(frozen=True)
 class CacheMeta:
-    """Class names (index = label), the image side, and each split's image count and shards."""
+    """Class names (index = label), the image side and the JPEG quality the images are stored
+    at, and each split's image count and shards."""
 
     classes: tuple[str, ...]
     image_size: int
+    jpeg_quality: int
     counts: dict[str, int]
     shards: dict[str, list[str]]
 
@@ -35,6 +37,7 @@ def read_cache_meta(cache_dir: Path) -> CacheMeta:
     return CacheMeta(
         classes=tuple(raw["classes"]),
         image_size=raw["image_size"],
+        jpeg_quality=raw["jpeg_quality"],
         counts=raw["counts"],
         shards=raw["shards"],
     )
