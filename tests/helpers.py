@@ -140,3 +140,25 @@ def forward_rows(
     keys = [str(index) for index in range(count)]  # unused: the memo is off
     fill_rows(forward, files, transform, keys, [rows], 0, NO_MEMO, "features", batch)
     return rows
+
+
+def make_review_project(root: Path) -> Path:
+    """data/raw with 3 classes of 2 photos, the audit's reports on them, corrections.csv."""
+    for offset, name in enumerate(("cat", "dog", "fox")):
+        for index in range(2):
+            write_image(
+                root / "data/raw" / name / f"{index}.jpg", (40, 40, 40), offset * 10 + index
+            )
+    audit = root / "reports/audit"
+    audit.mkdir(parents=True)
+    (audit / "suspects.csv").write_text(
+        "image,split,label,suggested,score\n"
+        "cat/0.jpg,train,cat,dog,0.9\n"
+        "dog/1.jpg,test,dog,fox,0.7\n"
+        "fox/0.jpg,val,fox,cat,0.6\n"
+    )
+    (audit / "duplicates.csv").write_text(
+        "image_a,image_b,similarity,split_a,split_b\ncat/1.jpg,dog/0.jpg,0.97,train,test\n"
+    )
+    (root / "corrections.csv").write_text("path,label\n")
+    return root

@@ -12,7 +12,7 @@ import argparse
 import csv
 import sys
 
-from transfer.corrections import add_corrections
+from transfer.corrections import update_corrections
 from transfer.errors import PipelineError, run_main
 from transfer.paths import CORRECTIONS_FILE, SUSPECTS_FILE
 
@@ -58,7 +58,7 @@ def main() -> None:
     if args.top is not None and args.top < 1:
         raise PipelineError(f"--top must be at least 1, got {args.top}")
     rows = chosen_rows(args.top, args.paths, args.label)
-    total = add_corrections(CORRECTIONS_FILE, rows)
+    total = update_corrections(CORRECTIONS_FILE, rows)
     for path, label in rows.items():
         print(f"{path} -> {label}")
     print(

@@ -66,10 +66,15 @@ def apply_corrections(
     return labelled
 
 
-def add_corrections(file: Path, rows: dict[str, str]) -> int:
-    """Write `rows` ({path: label}) into the file, each replacing the row of its path if
-    there is one, sorted by path (atomically); return how many rows the file holds."""
+def update_corrections(file: Path, changes: dict[str, str | None]) -> int:
+    """Write `changes` ({path: label, or None to remove the path's row}) into the file, each
+    replacing the row of its path if there is one, sorted by path (atomically); return how
+    many rows the file holds."""
     merged = {path: label for path, (_, label) in read_corrections(file).items()}
-    merged.update(rows)
+    for path, label in changes.items():
+        if label is None:
+            merged.pop(path, None)
+        else:
+            merged[path] = label
     write_csv(file, COLUMNS, sorted(merged.items()))
     return len(merged)

@@ -35,3 +35,4 @@ AUDIT_DIR = Path("reports/audit")  # duplicates.csv, suspects.csv, metrics.json,
 DUPLICATES_FILE = AUDIT_DIR / "duplicates.csv"
 SUSPECTS_FILE = AUDIT_DIR / "suspects.csv"
 CORRECTIONS_FILE = Path("corrections.csv")  # the user's label corrections, kept in git
+REVIEWED_FILE = Path("reviewed.csv")  # the items `review` was told to keep as they are

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.sandbox import run_command
-from transfer.corrections import add_corrections, apply_corrections, read_corrections
+from transfer.corrections import apply_corrections, read_corrections, update_corrections
 from transfer.errors import PipelineError
 
 PHOTOS = {"cat/a.jpg": "cat", "cat/b.jpg": "cat", "dog/c.jpg": "dog", "fox/d.jpg": "fox"}
@@ -53,9 +53,10 @@ def test_a_wrong_header_is_named(tmp_path: Path) -> None:
         read_corrections(file)
 
 
-def test_added_rows_replace_a_photos_row_and_stay_sorted(tmp_path: Path) -> None:
-    file = write(tmp_path / "corrections.csv", "dog/c.jpg,fox", "cat/a.jpg,dog")
-    assert add_corrections(file, {"cat/a.jpg": "drop", "cat/b.jpg": "fox"}) == 3
+def test_updates_replace_or_remove_a_photos_row_and_stay_sorted(tmp_path: Path) -> None:
+    file = write(tmp_path / "corrections.csv", "dog/c.jpg,fox", "cat/a.jpg,dog", "fox/d.jpg,cat")
+    changes = {"cat/a.jpg": "drop", "cat/b.jpg": "fox", "fox/d.jpg": None}
+    assert update_corrections(file, changes) == 3
     with file.open(newline="") as handle:
         assert list(csv.reader(handle)) == [
             ["path", "label"],
