@@ -39,7 +39,7 @@ def test_planted_label_errors_rank_first() -> None:
     noisy[wrong] = 1
     folds = fold_of(np.random.default_rng(2).random(len(labels)), 5)
     probabilities = out_of_fold_probabilities(features, noisy, folds, 3, 0.1)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)  # float32
     issues = label_issues(probabilities, noisy)
     assert {index for index, _, _ in issues[:10]} == set(wrong.tolist())
     assert all(suggested == 0 for index, suggested, _ in issues[:10])

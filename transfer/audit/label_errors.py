@@ -47,8 +47,10 @@ def fit_softmax_regression(
 def out_of_fold_probabilities(
     features: np.ndarray, labels: np.ndarray, folds: np.ndarray, n_classes: int, l2: float
 ) -> np.ndarray:
-    """Each image's class probabilities from a model that never saw it."""
-    features = features.astype(np.float64)
+    """Each image's class probabilities from a model that never saw it. In float32: the
+    fits read the features hundreds of times, and at half the bytes they take half the time
+    (flowers128: 6.2 s against 13.6 s) for the same suspects."""
+    features = features.astype(np.float32)
     probabilities = np.zeros((len(labels), n_classes))
     for fold in np.unique(folds):
         held_out = folds == fold
