@@ -13,7 +13,7 @@ from transfer.atomic import write_json
 from transfer.features import features_file, labels_file, mirrored_file, paths_file, views_file
 from transfer.inference import NpyWriter
 from transfer.memo import Memo, MemoCount
-from transfer.memoized import fill_rows, row_keys
+from transfer.memoized import fill_rows, row_keys, store_rows
 from transfer.params import AugmentParams
 from transfer.paths import SPLITS
 from transfer.records.cache_meta import CacheMeta
@@ -70,16 +70,25 @@ def extract_features(
     if variants.views:
         log.info("extracting %d augmented views of %d images", variants.views, variants.images)
         transform = view_transform(augment, seed)
+
+        def view_keys(split: str, view: int) -> list[str]:
+            return row_keys(version, indexes[split], view_identity(augment, seed, view))
+
         blocks = [
-            (
-                "train",
-                fixed_view(transform, view),
-                row_keys(version, indexes["train"], view_identity(augment, seed, view)),
-            )
+            ("train", fixed_view(transform, view), view_keys("train", view))
             for view in variants.view_blocks
         ]
         with phase("extract views"):
             fill(views_file(features_dir), variants.view_rows, blocks)
+        # The views of the other photos go to the memo alone: with another split (split.seed)
+        # the photos that move into train find theirs there.
+        with phase("extract views of val and test"):
+            for split in ("val", "test"):
+                for view in variants.view_blocks:
+                    count.computed += store_rows(
+                        forward, splits[split], fixed_view(transform, view),
+                        view_keys(split, view), memo, MEMO_SPACE, batch_size,
+                    )  # fmt: skip
     log.info("extracting the mirrored test images' features")
     with phase("extract mirrored"):
         keys = row_keys(version, indexes["test"], MIRROR)

@@ -61,8 +61,9 @@ class Memo:
 
     root: Path | None
 
-    def _path(self, namespace: str, entry_key: str) -> Path:
-        return self.root / namespace / entry_key[:2] / entry_key
+    def _path(self, namespace: str, entry_key: str) -> str:
+        # Joined as text: a run looks up tens of thousands of entries.
+        return os.path.join(self.root, namespace, entry_key[:2], entry_key)
 
     def get(self, namespace: str, entry_key: str) -> bytes | None:
         """The payload of a whole, checked entry, or None."""
@@ -70,7 +71,8 @@ class Memo:
             return None
         path = self._path(namespace, entry_key)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
         except OSError:
             return None
         with contextlib.suppress(OSError):  # its time of use, for `memo prune`
@@ -85,13 +87,13 @@ class Memo:
 
     def has(self, namespace: str, entry_key: str) -> bool:
         """Whether an entry is there (not checked: get() checks it)."""
-        return self.root is not None and self._path(namespace, entry_key).is_file()
+        return self.root is not None and os.path.isfile(self._path(namespace, entry_key))
 
     def put(self, namespace: str, entry_key: str, payload: bytes) -> None:
         """Store an entry: written to a temporary name beside it, then renamed."""
         if self.root is None:
             return
-        path = self._path(namespace, entry_key)
+        path = Path(self._path(namespace, entry_key))
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent

@@ -134,6 +134,31 @@ def fill_rows(
     return count
 
 
+def store_rows(
+    forward: Callable[[Any], Any],
+    files: list[Path],
+    transform: ImageTransform | None,
+    keys: Sequence[str],
+    memo: Memo,
+    namespace: str,
+    batch_size: int,
+) -> int:
+    """Compute and store the rows of fill_rows that the memo does not hold yet, and write
+    none: rows that no output needs now but a later run will. Returns how many it computed
+    (none with the memo off: there is nowhere to keep them)."""
+    if memo.root is None:
+        return 0
+    missing = np.array([not memo.has(namespace, entry) for entry in keys], dtype=bool)
+    entries = (entry for entry, absent in zip(keys, missing, strict=True) if absent)
+    computed = 0
+    for entry, values in zip(
+        entries, _computed_rows(forward, files, transform, missing, batch_size), strict=True
+    ):
+        memo.put(namespace, entry, pack(values))
+        computed += 1
+    return computed
+
+
 def _computed_rows(
     forward: Callable[[Any], Any],
     files: list[Path],
