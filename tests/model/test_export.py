@@ -156,3 +156,43 @@ def test_both_tflite_models_convert_and_the_float_one_matches_keras(
     assert int8_output.shape == expected.shape
     np.testing.assert_allclose(int8_output.sum(axis=1), 1.0, atol=0.02)
     assert (tmp_path / "labels.txt").read_text() == "a\nb\nc\n"
+
+
+def coloured_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels): three classes of one dominant colour each, noisy."""
+    random = np.random.default_rng(seed)
+    labels = np.arange(count) % 3
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
+    pixels = colours[labels][:, None, None, :] + random.normal(0, 30, (count, SIZE, SIZE, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8), labels
+
+
+def int8_agreement(classifier: keras.Model, calibration: np.ndarray, test: np.ndarray) -> float:
+    content = convert_int8(classifier, calibration, batch_size=4)
+    int8 = LiteRTModel(content, 4)(test)[0]
+    reference = classifier.predict(test.astype(np.float32), verbose=0)
+    return float(np.mean(int8.argmax(axis=1) == reference.argmax(axis=1)))
+
+
+# A classifier that tells the classes apart clearly agrees with its int8 model on all or
+# almost all of them (measured: 1.0); a conversion or a calibration that goes wrong does not.
+INT8_AGREEMENT = 0.9
+
+
+def test_the_int8_model_agrees_with_a_classifier_that_tells_the_classes_apart(
+    classifier: keras.Model,
+) -> None:
+    train, labels = coloured_images(60, 0)
+    test, _ = coloured_images(60, 1)
+    extractor = classifier.get_layer(EXTRACTOR_LAYER)
+    head = classifier.get_layer(HEAD_LAYER)
+    features = extractor.predict(train.astype(np.float32), verbose=0)
+    head.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    head.fit(features, labels, epochs=30, batch_size=16, verbose=0)
+    reference = classifier.predict(test.astype(np.float32), verbose=0)
+    assert np.mean(reference.argmax(axis=1) == np.arange(60) % 3) > 0.9  # it learned
+    assert int8_agreement(classifier, train[:16], test) >= INT8_AGREEMENT
+    # Calibrated on images unlike those it will see, the same model falls below it: the
+    # threshold catches a calibration gone wrong.
+    dark = (train[:16] // 16).astype(np.uint8)
+    assert int8_agreement(classifier, dark, test) < INT8_AGREEMENT  # measured: 0.33
