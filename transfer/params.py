@@ -22,6 +22,7 @@ ENGINES = ("keras", "litert")  # what runs the frozen forward passes (transfer.l
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16")
 ACTIVATION_DTYPES = ("float16", "float32")  # how finetune stores its cached activations
+WATCHED = ("loss", "accuracy")  # what the fine-tune's early stopping watches on validation
 
 
 class ParamsError(PipelineError):
@@ -169,12 +170,19 @@ class FinetuneParams:
     epochs: int = 10
     batch_size: int = 32
     patience: int = 3
+    watch: str = "loss"
+    label_smoothing: float = 0.0
     cache_activations: bool = True
     activation_memory_mb: int = 4096
     activation_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         _check_training("finetune", self)
+        _require(
+            self.watch in WATCHED, "finetune.watch", f"one of {', '.join(WATCHED)}", self.watch
+        )
+        smoothing = self.label_smoothing
+        _require(0 <= smoothing < 1, "finetune.label_smoothing", "in [0, 1)", smoothing)
         warmup = self.warmup_epochs
         _require(
             0 <= warmup < self.epochs, "finetune.warmup_epochs", "in [0, finetune.epochs)", warmup

@@ -29,12 +29,18 @@ class KeptEpochLive(DVCLiveCallback):
 
 
 def training_callbacks(
-    patience: int, live: Live | None, has_validation: bool, *, reduce_on_plateau: bool
+    patience: int,
+    live: Live | None,
+    has_validation: bool,
+    *,
+    reduce_on_plateau: bool,
+    watch: str = "loss",
 ) -> list[keras.callbacks.Callback]:
-    """Early stopping that restores the best weights, learning-rate decay on plateau unless
-    the optimizer follows a schedule (`reduce_on_plateau` False), and DVCLive logging unless
-    `live` is None."""
-    monitor = "val_loss" if has_validation else "loss"
+    """Early stopping on the validation `watch` (loss or accuracy; the training one without
+    a validation split) that restores the best weights, learning-rate decay on plateau
+    unless the optimizer follows a schedule (`reduce_on_plateau` False), and DVCLive logging
+    unless `live` is None."""
+    monitor = f"val_{watch}" if has_validation else watch
     stopping = keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True)
     callbacks: list[keras.callbacks.Callback] = [stopping]
     if reduce_on_plateau:

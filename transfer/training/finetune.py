@@ -78,7 +78,7 @@ def fit_on_images(
     val = make_dataset(splits["val"][0], params.batch_size) if "val" in splits else None
     schedule = learning_rate_schedule(params, steps_per_epoch(train_count, params.batch_size))
     with computing_in(precision, classifier):
-        compile_model(classifier, params.optimizer, schedule)
+        compile_model(classifier, params.optimizer, schedule, params.label_smoothing)
         classifier.fit(
             with_one_hot(train, n_classes),
             validation_data=None if val is None else with_one_hot(val, n_classes),
@@ -170,7 +170,7 @@ def fit_on_activations(
             val = ViewBatches(*cached["val"], variants["val"], n_classes, batch_size)
         schedule = learning_rate_schedule(params, len(train))
         with computing_in(precision, model):
-            compile_model(model, params.optimizer, schedule)
+            compile_model(model, params.optimizer, schedule, params.label_smoothing)
             model.fit(
                 train, validation_data=val, epochs=params.epochs, callbacks=callbacks, verbose=2
             )
@@ -199,7 +199,7 @@ def finetune_classifier(
     splits = training_splits(cache_dir, meta)
     # The learning rate follows its schedule: no decay on plateau.
     callbacks = training_callbacks(
-        finetune.patience, live, "val" in splits, reduce_on_plateau=False
+        finetune.patience, live, "val" in splits, reduce_on_plateau=False, watch=finetune.watch
     )
     with phase("train"), strategy.scope():
         if not finetune.cache_activations:
