@@ -75,3 +75,30 @@ def in_own_process(function: Callable[..., T], *args: Any) -> T:
 def accuracy(repo: Path) -> float:
     """The test accuracy `evaluate` wrote in the repo."""
     return json.loads((repo / METRICS_FILE).read_text())["accuracy"]
+
+
+# Run in another checkout of the project: a pipeline repo of that version, its shipped params
+# updated with a JSON mapping of sections (a section's keys merged, a top-level value set).
+MAKE_REPO = """
+import json, sys
+from pathlib import Path
+import yaml
+try:
+    from bench.sandbox import PROJECT_ROOT, make_pipeline_repo
+except ImportError:  # a checkout from before bench/sandbox.py (transfer/sandbox.py then)
+    from transfer.sandbox import PROJECT_ROOT, make_pipeline_repo
+params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+for name, value in json.loads(sys.argv[2]).items():
+    if isinstance(value, dict):
+        params[name].update(value)
+    else:
+        params[name] = value
+make_pipeline_repo(Path(sys.argv[1]), params)
+"""
+
+
+def repo_of_checkout(checkout: Path, repo: Path, changes: dict) -> Path:
+    """A pipeline repo at `repo` of the project as `checkout` holds it, with its params
+    changed as MAKE_REPO says: to run an earlier version beside this one."""
+    timed([sys.executable, "-c", MAKE_REPO, str(repo), json.dumps(changes)], checkout)
+    return repo

@@ -34,7 +34,7 @@ from bench.common import (
     machine,
     print_table,
     raw_forward_speed,
-    timed,
+    repo_of_checkout,
 )
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from bench.timeline import run_timed
@@ -45,24 +45,11 @@ from transfer.records.cache_meta import read_cache_meta
 UNFREEZE = 50
 # The seeds' head: a linear classifier, 10 epochs, patience 3, no augmentation.
 SEEDS_HEAD = HeadParams(hidden=(), dropout=0.2, epochs=10, patience=3)
-MAKE_REPO = """
-import sys, yaml
-from pathlib import Path
-try:
-    from bench.sandbox import PROJECT_ROOT, make_pipeline_repo
-except ImportError:  # a checkout from before bench/sandbox.py (transfer/sandbox.py then)
-    from transfer.sandbox import PROJECT_ROOT, make_pipeline_repo
-params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-params["data"]["source"] = sys.argv[1]
-make_pipeline_repo(Path(sys.argv[2]), params)
-"""
 
 
 def first_repro_before(checkout: Path, dataset: Path, work: Path) -> tuple[float, float]:
     """(wall time, test accuracy) of the first `dvc repro` of an earlier version."""
-    repo = work / "before"
-    python = sys.executable
-    timed([python, "-c", MAKE_REPO, str(dataset), str(repo)], checkout)
+    repo = repo_of_checkout(checkout, work / "before", {"data": {"source": str(dataset)}})
     seconds = dvc(repo, "repro")
     return seconds, accuracy(repo)
 

@@ -41,7 +41,8 @@ def extract_features(
 ) -> MemoCount:
     """Write every feature file of `features_dir` (transfer.features) from the cache's
     records: `forward` maps a batch of pixels to `width` features, and `version`
-    (memoized.forward_version) says what shapes them. Returns how many rows the memo gave."""
+    (memoized.forward_version) says what shapes them. Returns how many rows it computed and
+    how many it took from the memo."""
     count = MemoCount()
     splits = {split: meta.split_files(cache_dir, split) for split in SPLITS}
     indexes = {split: read_record_index(files) for split, files in splits.items()}

@@ -6,9 +6,8 @@ same output whatever else is in its batch (checked by the tests)."""
 
 import hashlib
 import io
-import logging
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import version
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from transfer.memo import Memo, MemoCount, key, source_version
 from transfer.models import cut, factories
 from transfer.records import schema
 from transfer.tfdata import ImageTransform, RecordIndex, make_dataset
-
-log = logging.getLogger(__name__)
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -41,7 +38,7 @@ def forward_version(model: keras.Model, engine: str, *settings: object) -> str:
     code = source_version(
         *(module.__file__ for module in (tfdata, schema, views, litert, inference, factories, cut))
     )
-    libraries = (tf.__version__, keras.__version__, version("ai-edge-litert"))
+    libraries = (tf.__version__, keras.__version__, metadata.version("ai-edge-litert"))
     return key(weights_digest(model), settings, engine, libraries, code)
 
 

@@ -3,6 +3,7 @@ resized photo kept in the memo by its content and the settings that shape it."""
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from io import BytesIO
 from itertools import islice
 from pathlib import Path
@@ -56,7 +57,8 @@ def encode_records(
     with ThreadPoolExecutor() as pool:
         while chunk := list(islice(pending, ENCODE_CHUNK)):
             keys = [key(p.sha256, size, quality, version, PIL.__version__) for p in chunk]
-            jpegs: list[bytes | None] = [memo.get(MEMO_SPACE, k) for k in keys]
+            # Read (and checked) on all cores too: a run after a small change reads them all.
+            jpegs: list[bytes | None] = list(pool.map(partial(memo.get, MEMO_SPACE), keys))
             resizing: dict[int, Future] = {
                 index: pool.submit(_resize_file, raw_dir / photo.path, photo.sha256, size, quality)
                 for index, photo in enumerate(chunk)
