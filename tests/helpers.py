@@ -66,9 +66,9 @@ def dvc(
     return result
 
 
-# Run in a fresh interpreter: any import of this project's packages fails, as on a machine
-# that has only TensorFlow and Keras.
-PLAIN_KERAS_PREDICT = """
+# The start of a script run in a fresh interpreter in which any import of this project's
+# packages fails, as on a machine that has only TensorFlow and Keras.
+WITHOUT_THE_PROJECT = """
 import importlib.abc
 import sys
 
@@ -76,17 +76,22 @@ import sys
 class BlockProject(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("stages", "transfer", "tests", "bench"):
-            raise ImportError(f"{name} is blocked: plain Keras only")
+            raise ImportError(f"{name} is blocked: plain Keras and TensorFlow only")
         return None
 
 
 sys.meta_path.insert(0, BlockProject())
+"""
+PLAIN_KERAS_PREDICT = (
+    WITHOUT_THE_PROJECT
+    + """
 import keras
 import numpy as np
 
 model = keras.models.load_model(sys.argv[1], safe_mode=True)
 np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
 """
+)
 
 
 def assert_reloads_alike(model: keras.Model, directory: Path) -> None:
@@ -105,16 +110,19 @@ def predict_with_plain_keras(model_file: Path, inputs: np.ndarray, scratch: Path
     cannot import this project."""
     scratch.mkdir(parents=True, exist_ok=True)
     np.save(scratch / "inputs.npy", inputs)
-    args = [str(model_file.resolve()), "inputs.npy", "outputs.npy"]
+    run_without_the_project(
+        PLAIN_KERAS_PREDICT, [str(model_file.resolve()), "inputs.npy", "outputs.npy"], scratch
+    )
+    return np.load(scratch / "outputs.npy")
+
+
+def run_without_the_project(script: str, args: list[str], cwd: Path) -> None:
+    """Run `script` (which starts with WITHOUT_THE_PROJECT) with `args` in a fresh
+    interpreter in `cwd`, and fail the test with its error if it fails."""
     result = subprocess.run(
-        [sys.executable, "-c", PLAIN_KERAS_PREDICT, *args],
-        cwd=scratch,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", script, *args], cwd=cwd, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(scratch / "outputs.npy")
 
 
 def run_stage_measured(module: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:

@@ -1,8 +1,6 @@
 """The export's pieces on a tiny random model: the assembled classifier, the SavedModel and
 both TFLite models."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -11,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.helpers import WITHOUT_THE_PROJECT, run_without_the_project
 from transfer.export.serving import decode_resized, export_saved_model
 from transfer.export.tflite import convert_int8
 from transfer.litert import LiteRTModel, serving_function, to_tflite
@@ -64,19 +63,11 @@ def test_a_head_only_classifier_is_the_head_on_the_extractors_features(
 
 # Run in a fresh interpreter that cannot import this project, as TensorFlow Serving or a
 # user's script would: both signatures of a SavedModel on pixels and on encoded photos.
-PLAIN_TENSORFLOW_SERVE = """
-import importlib.abc, sys
+PLAIN_TENSORFLOW_SERVE = (
+    WITHOUT_THE_PROJECT
+    + """
 from pathlib import Path
 
-
-class BlockProject(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("stages", "transfer", "tests", "bench"):
-            raise ImportError(f"{name} is blocked: plain TensorFlow only")
-        return None
-
-
-sys.meta_path.insert(0, BlockProject())
 import numpy as np
 import tensorflow as tf
 
@@ -88,6 +79,7 @@ by_bytes = served.signatures["classify_image_bytes"](image_bytes=tf.constant(pho
 np.savez(sys.argv[3], **{f"pixels_{k}": v.numpy() for k, v in by_pixels.items()},
          **{f"bytes_{k}": v.numpy() for k, v in by_bytes.items()})
 """
+)
 # How far the SavedModel's decoding and resizing (TensorFlow's antialiased bilinear, then the
 # same JPEG round trip as the cache) may move a pixel from the pipeline's (Pillow's resize):
 # measured 0.8 to 1.5 levels on average over these photos, 11 at most.
@@ -120,14 +112,7 @@ def test_the_saved_model_serves_pixels_and_encoded_photos_with_named_outputs(
     expected = classifier.predict(cached.astype(np.float32), verbose=0)
     np.save(tmp_path / "pixels.npy", cached.astype(np.float32))
     args = [str(tmp_path / "saved_model"), "pixels.npy", "served.npz", *map(str, photos)]
-    result = subprocess.run(
-        [sys.executable, "-c", PLAIN_TENSORFLOW_SERVE, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_the_project(PLAIN_TENSORFLOW_SERVE, args, tmp_path)
     served = np.load(tmp_path / "served.npz", allow_pickle=True)
     np.testing.assert_allclose(served["pixels_probabilities"], expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(expected, expected[0], atol=1e-3)  # the photos get other answers

@@ -41,16 +41,26 @@ from transfer.training.live import open_live
 pytestmark = pytest.mark.model
 
 
+# One backbone of each architecture: a family's larger variants are its blocks, wider and
+# deeper, and converting them to TFLite takes up to 22 s each (EfficientNetB7).
+CONVERTED = (
+    "MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ResNet50",
+    "ResNet50V2", "InceptionV3", "Xception", "VGG16", "DenseNet121", "ConvNeXtTiny",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_builds_and_runs_on_both_engines(name: str) -> None:
-    """LiteRT is the default engine: every backbone of the registry must convert and agree."""
+    """LiteRT is the default engine: every backbone of the registry builds with the feature
+    width the registry says, and one of each family converts and agrees."""
     size = max(SIZE, BACKBONES[name].min_size)
     extractor = build_feature_extractor(name, size, None)
     images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     features = np.asarray(extractor(images))
     assert features.shape == (2, BACKBONES[name].features)
-    converted = LiteRTModel(to_tflite(serving_function(extractor)))(images)[0]
-    np.testing.assert_allclose(converted, features, atol=1e-4, rtol=1e-4)
+    if name in CONVERTED:
+        converted = LiteRTModel(to_tflite(serving_function(extractor)))(images)[0]
+        np.testing.assert_allclose(converted, features, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize(

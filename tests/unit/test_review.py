@@ -57,18 +57,11 @@ def items(url: str) -> dict:
 
 def test_decisions_are_written_at_once_and_shown_after_a_reload(served, tmp_path: Path) -> None:
     server, url = served
-    decide = f"{url}/api/decide"
-    assert (
-        request(decide, {"item": "cat/0.jpg", "target": "cat/0.jpg", "decision": "dog"})[0] == 200
-    )
-    assert (
-        request(decide, {"item": "dog/1.jpg", "target": "dog/1.jpg", "decision": "drop"})[0] == 200
-    )
-    assert (
-        request(decide, {"item": "fox/0.jpg", "target": "fox/0.jpg", "decision": "keep"})[0] == 200
-    )
+    assert decide(url, "cat/0.jpg", "dog") == 200
+    assert decide(url, "dog/1.jpg", "drop") == 200
+    assert decide(url, "fox/0.jpg", "keep") == 200
     pair = "cat/1.jpg + dog/0.jpg"
-    assert request(decide, {"item": pair, "target": "dog/0.jpg", "decision": "drop"})[0] == 200
+    assert decide(url, pair, "drop", target="dog/0.jpg") == 200
     corrections = read_corrections(tmp_path / "project/corrections.csv")
     assert {path: label for path, (_, label) in corrections.items()} == {
         "cat/0.jpg": "dog", "dog/1.jpg": "drop", "dog/0.jpg": "drop",
@@ -146,10 +139,5 @@ def test_two_decisions_posted_at_once_are_both_kept(served, tmp_path: Path) -> N
 
 def test_an_unknown_decision_or_item_is_refused(served) -> None:
     _, url = served
-    decide = f"{url}/api/decide"
-    assert (
-        request(decide, {"item": "cat/0.jpg", "target": "cat/0.jpg", "decision": "wolf"})[0] == 400
-    )
-    assert (
-        request(decide, {"item": "cat/9.jpg", "target": "cat/9.jpg", "decision": "drop"})[0] == 404
-    )
+    assert decide(url, "cat/0.jpg", "wolf") == 400
+    assert decide(url, "cat/9.jpg", "drop") == 404
