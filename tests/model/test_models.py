@@ -58,6 +58,7 @@ def test_every_backbone_builds_and_runs_on_both_engines(name: str) -> None:
     images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     features = np.asarray(extractor(images))
     assert features.shape == (2, BACKBONES[name].features)
+    assert set(CONVERTED) <= set(BACKBONES)
     if name in CONVERTED:
         converted = LiteRTModel(to_tflite(serving_function(extractor)))(images)[0]
         np.testing.assert_allclose(converted, features, atol=1e-4, rtol=1e-4)

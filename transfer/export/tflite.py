@@ -26,6 +26,13 @@ def convert_int8(model: keras.Model, representative: np.ndarray, batch_size: int
     the float model on every one of them with TFLite's reference kernels, about 76 ms per
     MobileNetV2 image on a 2-core Xeon: most of the conversion's time.
     """
+    return int8_converter(model, representative, batch_size).convert()
+
+
+def int8_converter(
+    model: keras.Model, representative: np.ndarray, batch_size: int
+) -> tf.lite.TFLiteConverter:
+    """The converter convert_int8 uses, set up (for TFLite's quantization debugger too)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serving_function(model).get_concrete_function()]
     )
@@ -36,7 +43,7 @@ def convert_int8(model: keras.Model, representative: np.ndarray, batch_size: int
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8  # a phone's camera gives 8-bit pixels
-    return converter.convert()
+    return converter
 
 
 def representative_images(files: list[Path], count: int) -> np.ndarray:
