@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,32 +93,43 @@ def start_dvc(repo: Path, *args: str, env: dict | None = None, **popen) -> subpr
 
 
 def run_and_signal(
-    repo: Path, args: list[str], stage: str, delay: float, sig: int
+    repo: Path,
+    args: list[str],
+    stage: str,
+    sig: int,
+    delay: float = 0.0,
+    once_exists: Path | None = None,
 ) -> tuple[str | None, str]:
-    """`dvc *args`, and `sig` to its whole process group `delay` s after `stage` starts:
-    (the stage running when the signal went, None if the run ended first; the output)."""
+    """`dvc *args`, and `sig` to its whole process group once `stage` has run `delay` s and,
+    if given, `once_exists` exists (a stage's temporary output: it is writing). Returns (the
+    stage running when the signal went, None if the run ended first; the output)."""
     process = start_dvc(repo, *args)
     running: list[str] = []
     signalled: list[str] = []
+    started = threading.Event()
 
-    def send() -> None:
-        if process.poll() is None:
-            signalled.append(running[-1])
-            os.killpg(process.pid, sig)
+    def watch() -> None:
+        started.wait()
+        deadline = time.monotonic() + delay
+        while process.poll() is None:
+            if time.monotonic() >= deadline and (once_exists is None or once_exists.exists()):
+                signalled.append(running[-1])
+                os.killpg(process.pid, sig)
+                return
+            time.sleep(0.005)
 
-    timer = None
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     output = []
     for line in process.stdout:
         output.append(line)
         if match := STAGE_LINE.search(line):
             running.append(match.group(1))
-            if match.group(1) == stage and timer is None:
-                timer = threading.Timer(delay, send)
-                timer.start()
+            if match.group(1) == stage:
+                started.set()
     process.wait()
-    if timer is not None:
-        timer.cancel()
-        timer.join()
+    started.set()  # the watcher ends with the process, if the stage never started
+    watcher.join()
     return (signalled[0] if signalled else None), "".join(output)
 
 
@@ -155,19 +167,20 @@ def test_killed_at_many_points_a_rerun_writes_the_same_bytes(reference, repo: Pa
     """Each run is killed (SIGKILL to its process group, as the OOM killer would) a while
     into a stage, and the next one starts from what the kill left: a partial output, memo
     entries half-written, a stage DVC did not record. A stage's first kill comes in a plain
-    `dvc repro` of it, which first completes what came before; the others in a forced run
-    of it alone, so that it runs again."""
+    `dvc repro`, which first completes what came before; the others in a forced run of it
+    and what follows, so that it runs again. A stage the memo makes faster than in the
+    reference run may end before its kill point: the kill then lands in a later one."""
     expected, durations, _ = reference
     landed = []
     cut = []
     previous = None
     for stage, delay in kill_points(durations):
-        args = ["repro", stage] if stage != previous else ["repro", "-f", "-s", stage]
-        killed_in, output = run_and_signal(repo, args, stage, delay, signal.SIGKILL)
+        args = ["repro"] if stage != previous else ["repro", "--force", "--downstream", stage]
+        killed_in, output = run_and_signal(repo, args, stage, signal.SIGKILL, delay)
         if path := dvc_file_cut(output):  # the previous kill landed in DVC's own write
             cut.append(path)
             (repo / path).unlink()
-            killed_in, _ = run_and_signal(repo, args, stage, delay, signal.SIGKILL)
+            killed_in, _ = run_and_signal(repo, args, stage, signal.SIGKILL, delay)
         landed.append(killed_in)
         previous = stage
     rerun = run_command([sys.executable, "-m", "dvc", "repro"], repo)
@@ -209,12 +222,11 @@ def test_a_lock_file_a_kill_cut_short_is_restored_from_the_run_cache(
 
 
 def test_ctrl_c_stops_with_one_line_and_a_rerun_finishes(reference, repo: Path) -> None:
-    expected, durations, _ = reference
+    expected, _, _ = reference
     shutil.rmtree(repo / ".memo" / "features")  # extract has its work to do again
     args = ["repro", "--force", "--single-item", "extract"]
-    stopped_in, output = run_and_signal(
-        repo, args, "extract", durations["extract"] / 2, signal.SIGINT
-    )
+    writing = repo / "data/.features.partial"  # atomic_output's temporary of data/features
+    stopped_in, output = run_and_signal(repo, args, "extract", signal.SIGINT, once_exists=writing)
     assert stopped_in == "extract"
     assert "Traceback" not in output
     stage_lines = [line for line in output.splitlines() if line.startswith("interrupted")]
@@ -262,12 +274,12 @@ def test_out_of_room_a_stage_stops_with_one_line_and_leaves_nothing_half_written
     assert output_hashes(repo) == expected
 
 
-def test_a_killed_exp_run_leaves_the_next_exp_run_working(reference, repo: Path) -> None:
+def test_a_killed_exp_run_leaves_the_next_exp_run_working(repo: Path) -> None:
     """An experiment killed in its last stage leaves DVC's run files and its params; the
     same `dvc exp run` again, nothing cleaned by hand, finishes."""
-    _, durations, _ = reference
     args = ["exp", "run", "-S", "export.calibration_images=16"]
-    killed_in, _ = run_and_signal(repo, args, "export", durations["export"] / 2, signal.SIGKILL)
+    writing = repo / "models/.export.partial"  # atomic_output's temporary of models/export
+    killed_in, _ = run_and_signal(repo, args, "export", signal.SIGKILL, once_exists=writing)
     assert killed_in == "export"
     assert list((repo / ".dvc/tmp/exps/run").rglob("*.run"))
     assert yaml.safe_load((repo / "params.yaml").read_text())["export"]["calibration_images"] == 16
