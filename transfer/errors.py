@@ -36,7 +36,8 @@ def run_main(main: Callable[[], None]) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: the output being written was discarded", file=sys.stderr)
+        # On a line of its own: Ctrl-C comes mid progress bar, whose line has no end yet.
+        print("\ninterrupted: the output being written was discarded", file=sys.stderr)
         sys.exit(130)
     # Every output is written, closed and renamed into place by now (each is written inside
     # main()'s `with atomic_output(...)` blocks), and no thread of ours is left writing.

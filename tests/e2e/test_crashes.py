@@ -230,7 +230,7 @@ def test_ctrl_c_stops_with_one_line_and_a_rerun_finishes(reference, repo: Path) 
     assert stopped_in == "extract"
     assert "Traceback" not in output
     stage_lines = [line for line in output.splitlines() if line.startswith("interrupted")]
-    assert stage_lines == ["interrupted: the output being written was discarded"]
+    assert stage_lines == ["interrupted: the output being written was discarded"], output
     # DVC removed the stage's outputs before running it; the stage left no part of its own.
     assert not list(repo.glob("data/.*partial*"))
     assert "extract:" in dvc(repo, "status").stdout  # not recorded: the next run redoes it
