@@ -111,10 +111,9 @@ def main() -> None:
     for split in args.splits if args.before else []:
         changes = {"data": {"source": str(dataset)}, "seed": split, **every_test_image}
         repo = repo_of_checkout(args.before.resolve(), work / f"before-{split}", changes)
-        head = run_timed(["repro"], repo)
+        head = Run(run_timed(["repro"], repo).wall, accuracy(repo), {})
         commit(repo, "head only")
-        tuned = experiment(repo, f"unfreeze={UNFREEZE}")
-        before[split] = (Run(head.wall, accuracy(repo), {}), tuned)
+        before[split] = (head, experiment(repo, f"unfreeze={UNFREEZE}"))
 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(dataset)
