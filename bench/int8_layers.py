@@ -53,11 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     classifier = load_model(args.repo / MODEL_FILE)
     meta = read_cache_meta(args.repo / CACHE_DIR)
-    calibration = representative_images(meta.split_files(args.repo / CACHE_DIR, "train"), 32)
+    train_files = meta.split_files(args.repo / CACHE_DIR, "train")
+    calibration = representative_images(train_files, args.calibration)
     test = representative_images(meta.split_files(args.repo / CACHE_DIR, "test"), args.images)
     expected = classifier.predict(test.astype(np.float32), batch_size=16, verbose=0)
 
-    converter = int8_converter(classifier, calibration[: args.calibration], 8)
+    converter = int8_converter(classifier, calibration, 8)
     debug_images = [test[i : i + 1].astype(np.float32) for i in range(len(test))]
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: ([image] for image in debug_images)
@@ -77,7 +78,7 @@ def main() -> None:
         denied = [row["tensor_name"] for row in worst[:count]]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
         selective = tf.lite.experimental.QuantizationDebugger(
-            converter=int8_converter(classifier, calibration[: args.calibration], 8),
+            converter=int8_converter(classifier, calibration, 8),
             debug_dataset=lambda: ([image] for image in debug_images[:1]),
             debug_options=options,
         )
