@@ -167,11 +167,11 @@ class FinetuneParams:
     learning_rate: float = 1e-4
     warmup_epochs: int = 1
     optimizer: str = "adam"
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 32
-    patience: int = 5
-    watch: str = "accuracy"
-    label_smoothing: float = 0.1
+    patience: int = 3
+    watch: str = "loss"
+    label_smoothing: float = 0.0
     cache_activations: bool = True
     activation_memory_mb: int = 4096
     activation_dtype: str = "float32"
