@@ -1,4 +1,5 @@
-"""Stage `download`: copy the usable images of the source into data/raw/<class>/<image>."""
+"""Stage `download`: copy the usable images of the source into data/raw/<class>/<image>, and
+index them in data/raw.csv."""
 
 import logging
 
@@ -6,9 +7,10 @@ from transfer.atomic import atomic_output
 from transfer.errors import run_main
 from transfer.ingest.archives import open_source
 from transfer.ingest.importer import import_images, resolve_source, write_skipped_report
+from transfer.ingest.raw_index import write_raw_index
 from transfer.memo import open_memo
 from transfer.params import load_params
-from transfer.paths import DOWNLOADS_DIR, RAW_DIR, SKIPPED_REPORT
+from transfer.paths import DOWNLOADS_DIR, RAW_DIR, RAW_INDEX, SKIPPED_REPORT
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ def main() -> None:
         report = import_images(
             listing, raw_dir, params.data.max_pixels, max_file_bytes, open_memo()
         )
+    write_raw_index(RAW_DIR, RAW_INDEX)
     write_skipped_report(SKIPPED_REPORT, report.skipped)
     log.info(report.summary(SKIPPED_REPORT))
 

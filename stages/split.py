@@ -6,21 +6,21 @@ import logging
 from transfer.atomic import atomic_output
 from transfer.corrections import DROP, apply_corrections, read_corrections
 from transfer.errors import run_main
-from transfer.ingest.fetch import sha256_of
+from transfer.ingest.raw_index import read_raw_index
 from transfer.params import load_params
-from transfer.paths import CORRECTIONS_FILE, RAW_DIR, SPLIT_DIR
-from transfer.splitting import Photo, list_images, split_file, split_images, write_split
+from transfer.paths import CORRECTIONS_FILE, RAW_INDEX, SPLIT_DIR
+from transfer.splitting import Photo, split_file, split_images, write_split
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params = load_params()
-    paths = list_images(RAW_DIR)
+    hashes = read_raw_index(RAW_INDEX)
     corrections = read_corrections(CORRECTIONS_FILE)
-    folders = {path: path.split("/")[0] for path in paths}
+    folders = {path: path.split("/")[0] for path in hashes}
     labels = apply_corrections(folders, corrections, CORRECTIONS_FILE)
-    photos = [Photo(path, labels[path], sha256_of(RAW_DIR / path)) for path in labels]
+    photos = [Photo(path, labels[path], hashes[path]) for path in labels]
     splits = split_images(photos, params.split_seed, params.split.val, params.split.test)
     with atomic_output(SPLIT_DIR) as split_dir:
         split_dir.mkdir()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 DOWNLOADS_DIR = Path("data/downloads")  # downloaded archives, kept so a rerun does not download
 RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, and nothing else
+RAW_INDEX = Path("data/raw.csv")  # each image of RAW_DIR and its SHA-256 (ingest/raw_index.py)
 SKIPPED_REPORT = Path("reports/download/skipped.csv")  # outside RAW_DIR: no class collides
 SPLITS = ("train", "val", "test")
 SPLIT_DIR = Path("data/split")  # <split>.csv for each of SPLITS

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from transfer.atomic import write_csv
 from transfer.errors import PipelineError
-from transfer.ingest.image_files import has_image_extension
 from transfer.paths import SPLITS
 
 COLUMNS = ["path", "label", "sha256"]
@@ -25,15 +24,6 @@ class Photo:
     path: str
     label: str
     sha256: str
-
-
-def list_images(raw_dir: Path) -> list[str]:
-    """Relative paths `<class>/<...>/<image>` of the images under raw_dir, sorted."""
-    return sorted(
-        path.relative_to(raw_dir).as_posix()
-        for path in raw_dir.rglob("*")
-        if path.is_file() and path.parent != raw_dir and has_image_extension(path.name)
-    )
 
 
 def hash_position(text: str, seed: int) -> float:

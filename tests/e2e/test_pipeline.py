@@ -59,6 +59,7 @@ def test_repro_builds_every_output_then_runs_nothing(repo: Path) -> None:
     assert stages_run(first.stdout) == ALL_STAGES
     for output in (
         "data/raw/cat",
+        "data/raw.csv",
         "data/split/train.csv",
         "data/cache/meta.json",
         "data/features/train.npy",

@@ -13,9 +13,10 @@ from stages import cache, download, split
 from tests.helpers import ROOT, make_image_folder, tiny_params, write_image
 from transfer.errors import PipelineError
 from transfer.ingest.fetch import sha256_of
+from transfer.ingest.raw_index import list_images, read_raw_index, write_raw_index
 from transfer.paths import CACHE_DIR, SPLIT_DIR
 from transfer.records.schema import ENCODED, FILENAME, KEY, LABEL, serialize_example
-from transfer.splitting import Photo, assign_split, list_images, read_split, split_images
+from transfer.splitting import Photo, assign_split, read_split, split_images
 
 
 def photo(path: str, label: str | None = None, content: str | None = None) -> Photo:
@@ -88,6 +89,9 @@ def test_split_files_are_readable_lists(project: Path) -> None:
     assert all(row.sha256 == sha256_of(Path("data/raw") / row.path) for row in rows)
     total = sum(len(read_split(SPLIT_DIR, n)) for n in ("train", "val", "test"))
     assert total == len(list_images(Path("data/raw"))) == 24
+    index = read_raw_index(Path("data/raw.csv"))  # what split read: every image, hashed
+    assert list(index) == list_images(Path("data/raw"))
+    assert all(index[path] == sha256_of(Path("data/raw") / path) for path in index)
 
 
 def test_cache_twice_gives_identical_bytes_in_bounded_shards(
@@ -127,15 +131,22 @@ def test_failed_stage_leaves_no_output_and_a_stale_partial_is_cleared(project: P
     complete = {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()}
     write_image(Path("data/raw/cat/img_00.jpg"), (0, 0, 0), 0)  # a changed input ...
     Path("data/raw/dog/img_03.jpg").write_bytes(b"garbage")  # ... and one that breaks it
+    write_raw_index(Path("data/raw"), Path("data/raw.csv"))  # as download would
     split.main()  # new keys: the memo has neither
     with pytest.raises(PipelineError, match=r"^data/raw/dog/img_03.jpg: not an image.*dvc repro"):
         cache.main()
     assert not list(Path("data").glob(".cache.partial*"))
     # The previous complete output is untouched, not half-overwritten.
     assert {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()} == complete
-    Path("data/.cache.partial").mkdir()  # as if a killed run left it behind
     Path("data/raw/dog/img_03.jpg").unlink()
+    write_raw_index(Path("data/raw"), Path("data/raw.csv"))
     split.main()
+    write_image(Path("data/raw/cat/img_00.jpg"), (9, 9, 9), 9)  # changed after the split
+    with pytest.raises(PipelineError, match=r"^data/raw/cat/img_00.jpg changed since the split"):
+        cache.main()
+    assert {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()} == complete
+    write_image(Path("data/raw/cat/img_00.jpg"), (0, 0, 0), 0)
+    Path("data/.cache.partial").mkdir()  # as if a killed run left it behind
     cache.main()
     assert (CACHE_DIR / "meta.json").exists()
     assert not Path("data/.cache.partial").exists()

@@ -3,7 +3,6 @@ resized photo kept in the memo by its content and the settings that shape it."""
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from io import BytesIO
 from itertools import islice
 from pathlib import Path
@@ -57,8 +56,9 @@ def encode_records(
     with ThreadPoolExecutor() as pool:
         while chunk := list(islice(pending, ENCODE_CHUNK)):
             keys = [key(p.sha256, size, quality, version, PIL.__version__) for p in chunk]
-            # Read (and checked) on all cores too: a run after a small change reads them all.
-            jpegs: list[bytes | None] = list(pool.map(partial(memo.get, MEMO_SPACE), keys))
+            # Read in this thread: a task per entry on the pool took twice as long (0.36-0.70
+            # s against 0.18-0.28 s for 4,317 entries), the reads being that short.
+            jpegs = [memo.get(MEMO_SPACE, entry_key) for entry_key in keys]
             resizing: dict[int, Future] = {
                 index: pool.submit(_resize_file, raw_dir / photo.path, photo.sha256, size, quality)
                 for index, photo in enumerate(chunk)
