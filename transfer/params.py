@@ -172,7 +172,6 @@ class FinetuneParams:
     patience: int = 3
     watch: str = "loss"
     label_smoothing: float = 0.0
-    mixup: float = 0.0
     cache_activations: bool = True
     activation_memory_mb: int = 4096
     activation_dtype: str = "float32"
@@ -184,7 +183,6 @@ class FinetuneParams:
         )
         smoothing = self.label_smoothing
         _require(0 <= smoothing < 1, "finetune.label_smoothing", "in [0, 1)", smoothing)
-        _require(self.mixup >= 0, "finetune.mixup", "non-negative", self.mixup)
         warmup = self.warmup_epochs
         _require(
             0 <= warmup < self.epochs, "finetune.warmup_epochs", "in [0, finetune.epochs)", warmup

@@ -127,32 +127,6 @@ def test_each_fine_tuning_epoch_trains_every_image_once_as_one_of_its_variants()
     np.testing.assert_array_equal(values, np.arange(count))
 
 
-def test_mixup_mixes_each_row_with_another_images_by_one_seeded_weight() -> None:
-    """Rows hold the image's index (one variant); labels are one class per image: a mixed
-    row's value and its label say which two images were mixed, and by what weight."""
-    count = 24
-    rows = np.arange(count, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
-    labels = np.arange(count)
-    layout = TrainingVariants(count, 0)
-    mixed = ViewBatches((rows,), labels, layout, count, 8, shuffle_seed=5, mixup=0.4)
-    again = ViewBatches((rows,), labels, layout, count, 8, shuffle_seed=5, mixup=0.4)
-    plain = ViewBatches((rows,), labels, layout, count, 8, shuffle_seed=5)
-    for index in range(len(mixed)):
-        inputs, one_hot = mixed[index]
-        np.testing.assert_array_equal(inputs, again[index][0])  # seeded
-        assert inputs.shape == (8, 2, 3) and np.allclose(one_hot.sum(axis=1), 1)
-        own = plain[index][1].argmax(axis=1)  # the same images in the same order
-        weight = one_hot[np.arange(8), own]
-        partner = np.where(
-            weight < 1 - 1e-6, (one_hot * (np.arange(count) != own[:, None])).argmax(1), own
-        )
-        expected = weight * own + (1 - weight) * partner
-        np.testing.assert_allclose(inputs[:, 0, 0], expected, rtol=1e-5, atol=1e-4)
-    assert mixed.weights.min() > 0 and mixed.weights.max() < 1
-    validation = ViewBatches((rows,), labels, layout, count, 8, mixup=0.4)  # never mixed
-    np.testing.assert_array_equal(validation[0][0][:, 0, 0], np.arange(8))
-
-
 def test_a_head_trains_on_views_and_its_summary_is_the_kept_epoch(tmp_path: Path) -> None:
     """Validation labels are noise: val_loss rises after the first epochs, so early stopping
     restores an earlier epoch than the last, and metrics.json must show that one."""

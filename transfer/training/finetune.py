@@ -164,9 +164,7 @@ def fit_on_activations(
         )
         model = build_top_model(lower, upper, head)
         batch_size = params.batch_size
-        train = ViewBatches(
-            *cached["train"], variants["train"], n_classes, batch_size, seed, params.mixup
-        )
+        train = ViewBatches(*cached["train"], variants["train"], n_classes, batch_size, seed)
         val = None
         if "val" in cached:
             val = ViewBatches(*cached["val"], variants["val"], n_classes, batch_size)
