@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -328,10 +329,22 @@ def parse_params(raw: Any) -> Params:
     return _build(Params, raw, "")
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML's safe loader, reading floats the YAML 1.2 way too: `dvc exp run -S x=3e-5` writes
+    `3e-05`, a float to DVC (YAML 1.2) and text to PyYAML's YAML 1.1 rules."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=ParamsLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run the stages from the project's root") from None
     except yaml.YAMLError as error:

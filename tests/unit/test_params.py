@@ -83,6 +83,19 @@ def test_broken_yaml_names_the_file_and_line(tmp_path: Path) -> None:
         load_params(path)
 
 
+def test_a_float_as_dvc_writes_it_reads_as_a_number(tmp_path: Path) -> None:
+    """`dvc exp run -S finetune.learning_rate=3e-5` writes `3e-05` (YAML 1.2), which YAML 1.1
+    reads as text."""
+    path = tmp_path / "params.yaml"
+    text = yaml.safe_dump(with_value("finetune.learning_rate", 0.000123))
+    path.write_text(text.replace("0.000123", "3e-05"))
+    assert load_params(path).finetune.learning_rate == 3e-05
+    path.write_text(text.replace("0.000123", "3e5x"))
+    message = "^params.yaml: finetune.learning_rate must be a number, got '3e5x'$"
+    with pytest.raises(ParamsError, match=message):
+        load_params(path)
+
+
 def test_an_unknown_backbone_is_one_line_naming_the_param() -> None:
     """Checked where a backbone is looked up (cache, extract), not in params.py, so that the
     registry is not a dependency of every stage."""
