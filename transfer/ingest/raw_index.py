@@ -1,8 +1,8 @@
 """The index of data/raw: each image's path there and the SHA-256 of its bytes, written by
 `download` with data/raw. The stages after it depend on the index, not on data/raw itself, so
 that DVC walks the thousands of photos only once a run (as download's output) instead of once
-per stage that reads them; the index changes whenever any image of data/raw does, and those
-stages check each image they read against its hash."""
+per stage that reads them. The index changes whenever any image of data/raw does; `split`
+passes the hashes on in data/split, and `cache` checks each image it reads against its own."""
 
 import csv
 from pathlib import Path
