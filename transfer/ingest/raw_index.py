@@ -25,6 +25,8 @@ def list_images(raw_dir: Path) -> list[str]:
 
 def write_raw_index(raw_dir: Path, index_file: Path) -> None:
     """Index the images under raw_dir into index_file (CSV, sorted by path), atomically."""
+    # Listed and hashed from the disk, not from the import: the names are the ones the file
+    # system kept (which may normalise them), the ones the later stages open.
     rows = ((path, sha256_of(raw_dir / path)) for path in list_images(raw_dir))
     write_csv(index_file, COLUMNS, rows)
 
