@@ -40,7 +40,7 @@ from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import read_record_index
 from transfer.training.activations import cache_activations
 from transfer.training.batches import ViewBatches
-from transfer.training.finetune import learning_rate_schedule, with_dropout
+from transfer.training.finetune import learning_rate_schedule
 from transfer.variants import CLEAN, TrainingVariants
 from transfer.views import fixed_view, view_identity, view_transform
 
@@ -52,6 +52,7 @@ class Trial:
     """One way to fine-tune: finetune params changed, and what params cannot say."""
 
     finetune: dict
+    dropout: float | None = None  # the head's dropout rate while fine-tuning (None: its own)
     optimizer: str = "params"  # params (finetune.optimizer), sgd_momentum, lamb, adam_eps
     epsilon: float = 1e-7  # adam_eps's
     backbone_learning_rate: float | None = None  # the unfrozen layers' own (the head's: params)
@@ -61,17 +62,17 @@ class Trial:
 
 TRIALS = {
     "defaults": Trial({}),
-    "dropout_0.2": Trial({"dropout": 0.2}),
-    "dropout_0.7": Trial({"dropout": 0.7}),
-    "dropout_0.5_20_epochs": Trial({"dropout": 0.5, "epochs": 20, "patience": 5}),
-    "label_smoothing_0.1": Trial({"dropout": 0.2, "label_smoothing": 0.1}),
-    "head_frozen": Trial({"dropout": 0.2}, head_trainable=False),
-    "depthwise_frozen": Trial({"dropout": 0.2}, freeze_depthwise=True),
-    "sgd_momentum_0.01": Trial({"dropout": 0.2, "learning_rate": 0.01}, "sgd_momentum"),
-    "sgd_momentum_0.001": Trial({"dropout": 0.2, "learning_rate": 0.001}, "sgd_momentum"),
-    "adam_epsilon_1e-3": Trial({"dropout": 0.2}, "adam_eps", epsilon=1e-3),
-    "lamb_1e-3": Trial({"dropout": 0.2, "learning_rate": 0.001}, "lamb"),
-    "backbone_2e-5": Trial({"dropout": 0.2}, backbone_learning_rate=2e-5),
+    "dropout_0.5": Trial({}, dropout=0.5),
+    "dropout_0.7": Trial({}, dropout=0.7),
+    "dropout_0.5_20_epochs": Trial({"epochs": 20, "patience": 5}, dropout=0.5),
+    "label_smoothing_0.1": Trial({"label_smoothing": 0.1}),
+    "head_frozen": Trial({}, head_trainable=False),
+    "depthwise_frozen": Trial({}, freeze_depthwise=True),
+    "sgd_momentum_0.01": Trial({"learning_rate": 0.01}, optimizer="sgd_momentum"),
+    "sgd_momentum_0.001": Trial({"learning_rate": 0.001}, optimizer="sgd_momentum"),
+    "adam_epsilon_1e-3": Trial({}, optimizer="adam_eps", epsilon=1e-3),
+    "lamb_1e-3": Trial({"learning_rate": 0.001}, optimizer="lamb"),
+    "backbone_2e-5": Trial({}, backbone_learning_rate=2e-5),
 }
 
 
@@ -173,7 +174,11 @@ def run_trial(name: str, params: Params, cached: Cached, views: int) -> float:
     print(f"\n{name}: {trial}", flush=True)
     keras.utils.set_random_seed(params.seed)
     extractor = load_model(EXTRACTOR_FILE)
-    head = with_dropout(load_model(HEAD_FILE), finetune.dropout)
+    head = load_model(HEAD_FILE)
+    if trial.dropout is not None:
+        for layer in head.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = trial.dropout
     head.trainable = trial.head_trainable
     lower, upper = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), UNFREEZE).split()
     if trial.freeze_depthwise:

@@ -173,7 +173,6 @@ class FinetuneParams:
     patience: int = 3
     watch: str = "loss"
     label_smoothing: float = 0.0
-    dropout: float = 0.5
     cache_activations: bool = True
     activation_memory_mb: int = 4096
     activation_dtype: str = "float32"
@@ -185,7 +184,6 @@ class FinetuneParams:
         )
         smoothing = self.label_smoothing
         _require(0 <= smoothing < 1, "finetune.label_smoothing", "in [0, 1)", smoothing)
-        _require(0 <= self.dropout < 1, "finetune.dropout", "in [0, 1)", self.dropout)
         warmup = self.warmup_epochs
         _require(
             0 <= warmup < self.epochs, "finetune.warmup_epochs", "in [0, finetune.epochs)", warmup

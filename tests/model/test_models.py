@@ -34,7 +34,7 @@ from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.tfdata import read_record_index
 from transfer.training.callbacks import training_callbacks
-from transfer.training.finetune import fit_on_activations, fit_on_images, with_dropout
+from transfer.training.finetune import fit_on_activations, fit_on_images
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
 
@@ -157,20 +157,6 @@ def test_head_learns_separable_features_and_logs_with_dvclive(tmp_path: Path) ->
     assert np.mean(predicted == labels[200:]) > 0.95
     assert (tmp_path / "live" / "metrics.json").exists()
     assert (tmp_path / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").exists()
-
-
-def test_the_finetune_head_keeps_the_weights_with_its_own_dropout() -> None:
-    head = build_head(64, N_CLASSES, HeadParams(hidden=(16,), dropout=0.2))
-    features = np.random.default_rng(0).normal(0, 1, (8, 64)).astype(np.float32)
-    rebuilt = with_dropout(head, 0.5)
-    rates = [layer.rate for layer in rebuilt.layers if isinstance(layer, keras.layers.Dropout)]
-    assert rates == [0.5, 0.5]
-    np.testing.assert_array_equal(
-        rebuilt.predict(features, verbose=0), head.predict(features, verbose=0)
-    )
-    keras.utils.set_random_seed(0)
-    dropped = np.asarray(rebuilt(features, training=True))
-    assert not np.allclose(dropped, head.predict(features, verbose=0))
 
 
 def test_a_whole_epoch_per_graph_call_trains_the_same_head(monkeypatch) -> None:

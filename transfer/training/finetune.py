@@ -41,18 +41,6 @@ def training_splits(cache_dir: Path, meta: CacheMeta) -> dict[str, tuple[list[Pa
     }
 
 
-def with_dropout(head: keras.Model, rate: float) -> keras.Model:
-    """The same head, its weights copied, with every Dropout layer at `rate`: the fine-tune
-    regularises the head more than its own training did."""
-    config = head.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "Dropout":
-            layer["config"]["rate"] = rate
-    rebuilt = keras.Model.from_config(config)
-    rebuilt.set_weights(head.get_weights())
-    return rebuilt
-
-
 def learning_rate_schedule(
     params: FinetuneParams, steps: int
 ) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -205,7 +193,7 @@ def finetune_classifier(
     finetune = params.finetune
     with phase("load models"), strategy.scope():
         extractor = load_model(extractor_file)
-        head = with_dropout(load_model(head_file), finetune.dropout)
+        head = load_model(head_file)
         classifier = build_classifier(extractor, head)
     top = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), params.unfreeze)
     splits = training_splits(cache_dir, meta)
