@@ -30,7 +30,7 @@ import tensorflow as tf
 from bench.common import machine
 from transfer.litert import engine_for, frozen_forward
 from transfer.memo import open_memo
-from transfer.memoized import built_on_first_call, forward_version, row_keys
+from transfer.memoized import built_on_first_call, forward_version
 from transfer.models.cut import below_cut, build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER
 from transfer.models.files import load_model
@@ -38,11 +38,10 @@ from transfer.params import FinetuneParams, Params, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE
 from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import read_record_index
-from transfer.training.activations import cache_activations
+from transfer.training.activations import cache_activations, variant_blocks
 from transfer.training.batches import ViewBatches
 from transfer.training.finetune import learning_rate_schedule
-from transfer.variants import CLEAN, TrainingVariants
-from transfer.views import fixed_view, view_identity, view_transform
+from transfer.variants import TrainingVariants
 
 UNFREEZE = 50
 
@@ -91,22 +90,13 @@ def cached_activations(params: Params, views: int) -> Cached:
     forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
     layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
     version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
-    transform = view_transform(params.augment, params.seed)
     memo = open_memo()
     cached = {}
     for split in ("train", "val", "test"):
         files = meta.split_files(CACHE_DIR, split)
         index = read_record_index(files)
         variants = TrainingVariants(len(index.labels), views if split == "train" else 0)
-        blocks = [
-            (None, row_keys(version, index, CLEAN))
-            if block is CLEAN
-            else (
-                fixed_view(transform, block),
-                row_keys(version, index, view_identity(params.augment, params.seed, block)),
-            )
-            for block in variants.blocks
-        ]
+        blocks = variant_blocks(version, index, variants, params.augment, params.seed)
         arrays, count = cache_activations(
             forward, files, blocks, lower, None, "float32", memo, params.finetune.batch_size
         )

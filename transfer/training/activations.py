@@ -14,14 +14,39 @@ import numpy as np
 from transfer.errors import PipelineError
 from transfer.inference import NpyWriter
 from transfer.memo import Memo, MemoCount
-from transfer.memoized import fill_rows
-from transfer.tfdata import ImageTransform
+from transfer.memoized import fill_rows, row_keys
+from transfer.params import AugmentParams
+from transfer.tfdata import ImageTransform, RecordIndex
+from transfer.variants import CLEAN, TrainingVariants
+from transfer.views import fixed_view, view_identity, view_transform
 
 SAMPLE_ROWS = 256  # rows of the cache check_stored looks at
 MEMO_SPACE = "activations"
 # One block of rows: every record of the split, through a transform (None: as it is), with
 # each row's memo key.
 Block = tuple[ImageTransform | None, Sequence[str]]
+
+
+def variant_blocks(
+    version: str,
+    index: RecordIndex,
+    variants: TrainingVariants,
+    augment: AugmentParams,
+    seed: int,
+) -> list[Block]:
+    """The blocks of every variant of the `index`'s records, in the rows' order of
+    `variants`: the clean images, then each augmented view (the ones extract draws), with
+    each row's memo key for a forward pass of `version`."""
+    transform = view_transform(augment, seed)
+    return [
+        (None, row_keys(version, index, CLEAN))
+        if block is CLEAN
+        else (
+            fixed_view(transform, block),
+            row_keys(version, index, view_identity(augment, seed, block)),
+        )
+        for block in variants.blocks
+    ]
 
 
 def activation_bytes(lower: keras.Model, count: int, dtype: str) -> int:

@@ -14,7 +14,7 @@ from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import run_on_records
 from transfer.litert import engine_for, frozen_forward
 from transfer.memo import NO_MEMO, Memo, MemoCount, open_memo
-from transfer.memoized import built_on_first_call, forward_version, row_keys
+from transfer.memoized import built_on_first_call, forward_version
 from transfer.models.cut import TrainableTop, below_cut, build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, compile_model
 from transfer.models.files import load_model
@@ -22,12 +22,17 @@ from transfer.params import AugmentParams, FinetuneParams, Params
 from transfer.records.cache_meta import CacheMeta, read_cache_meta
 from transfer.tfdata import make_dataset, read_record_index, with_one_hot
 from transfer.timing import phase
-from transfer.training.activations import activation_bytes, cache_activations, check_stored
+from transfer.training.activations import (
+    activation_bytes,
+    cache_activations,
+    check_stored,
+    variant_blocks,
+)
 from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import steps_per_epoch
-from transfer.variants import CLEAN, TrainingVariants
-from transfer.views import fixed_view, mirror, view_identity, view_transform
+from transfer.variants import TrainingVariants
+from transfer.views import mirror, view_transform
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +137,6 @@ def fit_on_activations(
     forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
     layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
     version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
-    transform = view_transform(augment, seed)
     cached = {}
     memoized = MemoCount()
     with ExitStack() as stack:
@@ -144,15 +148,7 @@ def fit_on_activations(
                         stack.enter_context(tempfile.TemporaryDirectory(prefix=split))
                     )
                 index = read_record_index(files)
-                blocks = [
-                    (None, row_keys(version, index, CLEAN))
-                    if block is CLEAN
-                    else (
-                        fixed_view(transform, block),
-                        row_keys(version, index, view_identity(augment, seed, block)),
-                    )
-                    for block in variants[split].blocks
-                ]
+                blocks = variant_blocks(version, index, variants[split], augment, seed)
                 activations, count = cache_activations(
                     forward, files, blocks, lower, directory, dtype, memo, params.batch_size
                 )
