@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.common import machine
+from bench.common import in_own_process, machine, raw_forward_speed
 from transfer.litert import engine_for, frozen_forward
 from transfer.memo import open_memo
 from transfer.memoized import built_on_first_call, forward_version
@@ -79,8 +79,8 @@ Cached = dict[str, tuple[tuple[np.ndarray, ...], np.ndarray]]
 
 
 def cached_activations(params: Params, views: int) -> Cached:
-    """(activations, labels) of train (`views` views each), val and test, clean test and val
-    rows, as finetune caches them."""
+    """(activations, labels) of each split as finetune caches them: the training images
+    with `views` augmented views each, the val and test images clean."""
     meta = read_cache_meta(CACHE_DIR)
     extractor = load_model(EXTRACTOR_FILE)
     lower, _ = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), UNFREEZE).split()
@@ -108,6 +108,7 @@ def cached_activations(params: Params, views: int) -> Cached:
 def optimizer_for(
     trial: Trial, params: FinetuneParams, steps: int, head: keras.Model
 ) -> keras.optimizers.Optimizer:
+    """The trial's optimizer on finetune's schedule (`steps` batches an epoch)."""
     schedule = learning_rate_schedule(params, steps)
     if trial.optimizer == "sgd_momentum":
         return keras.optimizers.SGD(schedule, momentum=0.9)
@@ -221,7 +222,8 @@ def main() -> None:
     os.chdir(args.workspace)
     params = load_params()
     views = params.augment.views if args.views is None else args.views
-    print(f"{args.workspace}: {machine()}")
+    speed = in_own_process(raw_forward_speed)
+    print(f"{args.workspace}: {machine()}; raw Keras MobileNetV2 forward {speed:.1f} images/s")
     cached = cached_activations(params, views)
     results = {name: run_trial(name, params, cached, views) for name in args.trials}
     print("\n| trial | clean test accuracy |\n| --- | --- |")
