@@ -25,20 +25,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from bench.common import in_own_process, machine, raw_forward_speed
-from transfer.litert import engine_for, frozen_forward
 from transfer.memo import open_memo
-from transfer.memoized import built_on_first_call, forward_version
-from transfer.models.cut import below_cut, build_top_model, unfreeze_top
+from transfer.models.cut import build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER
 from transfer.models.files import load_model
 from transfer.params import FinetuneParams, Params, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE
 from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import read_record_index
-from transfer.training.activations import cache_activations, variant_blocks
+from transfer.training.activations import below_cut_forward, cache_activations, variant_blocks
 from transfer.training.batches import ViewBatches
 from transfer.training.finetune import learning_rate_schedule
 from transfer.variants import TrainingVariants
@@ -84,12 +81,7 @@ def cached_activations(params: Params, views: int) -> Cached:
     meta = read_cache_meta(CACHE_DIR)
     extractor = load_model(EXTRACTOR_FILE)
     lower, _ = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), UNFREEZE).split()
-    below = below_cut(extractor, lower)
-    strategy = tf.distribute.get_strategy()
-    engine = params.backbone.engine
-    forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
-    layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
-    version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
+    forward, version = below_cut_forward(extractor, lower, params.backbone.engine)
     memo = open_memo()
     cached = {}
     for split in ("train", "val", "test"):

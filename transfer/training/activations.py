@@ -10,11 +10,14 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from transfer.errors import PipelineError
 from transfer.inference import NpyWriter
+from transfer.litert import engine_for, frozen_forward
 from transfer.memo import Memo, MemoCount
-from transfer.memoized import fill_rows, row_keys
+from transfer.memoized import built_on_first_call, fill_rows, forward_version, row_keys
+from transfer.models.cut import below_cut
 from transfer.params import AugmentParams
 from transfer.tfdata import ImageTransform, RecordIndex
 from transfer.variants import CLEAN, TrainingVariants
@@ -25,6 +28,20 @@ MEMO_SPACE = "activations"
 # One block of rows: every record of the split, through a transform (None: as it is), with
 # each row's memo key.
 Block = tuple[ImageTransform | None, Sequence[str]]
+
+
+def below_cut_forward(
+    extractor: keras.Model, lower: keras.Model, engine: str
+) -> tuple[Callable[[Any], Any], str]:
+    """Raw pixels -> the tensors crossing the cut on `engine`, in the current strategy, and
+    its memo version. It is converted to TFLite only if called: when some image is not in
+    the memo."""
+    below = below_cut(extractor, lower)
+    strategy = tf.distribute.get_strategy()
+    forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
+    layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
+    version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
+    return forward, version
 
 
 def variant_blocks(

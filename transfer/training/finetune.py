@@ -7,15 +7,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from dvclive import Live
 
 from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import run_on_records
-from transfer.litert import engine_for, frozen_forward
+from transfer.litert import frozen_forward
 from transfer.memo import NO_MEMO, Memo, MemoCount, open_memo
-from transfer.memoized import built_on_first_call, forward_version
-from transfer.models.cut import TrainableTop, below_cut, build_top_model, unfreeze_top
+from transfer.models.cut import TrainableTop, build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, compile_model
 from transfer.models.files import load_model
 from transfer.params import AugmentParams, FinetuneParams, Params
@@ -24,6 +22,7 @@ from transfer.tfdata import make_dataset, read_record_index, with_one_hot
 from transfer.timing import phase
 from transfer.training.activations import (
     activation_bytes,
+    below_cut_forward,
     cache_activations,
     check_stored,
     variant_blocks,
@@ -131,12 +130,7 @@ def fit_on_activations(
         dtype,
         "on disk" if on_disk else "in memory",
     )
-    below = below_cut(extractor, lower)
-    strategy = tf.distribute.get_strategy()
-    # Converted to TFLite only if some image is not in the memo.
-    forward = built_on_first_call(lambda: frozen_forward(below, engine, strategy))
-    layers = [(layer.name, type(layer).__name__) for layer in lower.layers]
-    version = forward_version(below, engine_for(engine, strategy), "below the cut", layers)
+    forward, version = below_cut_forward(extractor, lower, engine)
     cached = {}
     memoized = MemoCount()
     with ExitStack() as stack:
