@@ -11,7 +11,8 @@ into it) and are kept in memory; then each TRIAL (see TRIALS) trains the top 50 
 layers and the head from the trained head, with finetune's own pieces, changed as the trial
 says. Printed per epoch: training and validation accuracy, validation loss and the accuracy
 on the clean test images (no mirror TTA, so a little below `evaluate`'s); then the test
-accuracy of the weights early stopping kept. --views caches more augmented views of each
+accuracy of the weights early stopping kept, and the val and test accuracy of three mixes of
+them with the trained head's (WiSE-FT). --views caches more augmented views of each
 training image than the run's `augment.views`. One process: a trial costs its training
 only, so many can be compared on one split; a winner is then judged over three splits by
 bench.finetune_splits.
@@ -54,6 +55,8 @@ class Trial:
     backbone_learning_rate: float | None = None  # the unfrozen layers' own (the head's: params)
     head_trainable: bool = True
     freeze_depthwise: bool = False
+    ema_momentum: float | None = None  # of a weight EMA, put in the weights each epoch
+    batchnorm_trainable: bool = False  # the unfrozen layers' BatchNorm trains (batch statistics)
 
 
 TRIALS = {
@@ -69,6 +72,9 @@ TRIALS = {
     "adam_epsilon_1e-3": Trial({}, optimizer="adam_eps", epsilon=1e-3),
     "lamb_1e-3": Trial({"learning_rate": 0.001}, optimizer="lamb"),
     "backbone_2e-5": Trial({}, backbone_learning_rate=2e-5),
+    "ema_0.99": Trial({}, ema_momentum=0.99),
+    "ema_0.995": Trial({}, ema_momentum=0.995),
+    "batchnorm_trainable": Trial({}, batchnorm_trainable=True),
 }
 
 
@@ -102,6 +108,18 @@ def optimizer_for(
 ) -> keras.optimizers.Optimizer:
     """The trial's optimizer on finetune's schedule (`steps` batches an epoch)."""
     schedule = learning_rate_schedule(params, steps)
+    if trial.ema_momentum is not None:
+        return keras.optimizers.get(
+            {
+                "class_name": params.optimizer,
+                "config": {
+                    "learning_rate": schedule,
+                    "use_ema": True,
+                    "ema_momentum": trial.ema_momentum,
+                    "ema_overwrite_frequency": steps,
+                },
+            }
+        )
     if trial.optimizer == "sgd_momentum":
         return keras.optimizers.SGD(schedule, momentum=0.9)
     if trial.optimizer == "lamb":
@@ -164,6 +182,10 @@ def run_trial(name: str, params: Params, cached: Cached, views: int) -> float:
                 layer.rate = trial.dropout
     head.trainable = trial.head_trainable
     lower, upper = unfreeze_top(extractor.get_layer(BACKBONE_LAYER), UNFREEZE).split()
+    if trial.batchnorm_trainable:
+        for layer in upper.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = True
     if trial.freeze_depthwise:
         for layer in upper.layers:
             if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -192,6 +214,7 @@ def run_trial(name: str, params: Params, cached: Cached, views: int) -> float:
     stopping = keras.callbacks.EarlyStopping(
         f"val_{finetune.watch}", patience=finetune.patience, restore_best_weights=True
     )
+    start_weights = model.get_weights()
     start = time.perf_counter()
     model.fit(
         train,
@@ -202,7 +225,28 @@ def run_trial(name: str, params: Params, cached: Cached, views: int) -> float:
     )
     kept = clean_test_accuracy(model, cached["test"])
     print(f"  kept: test {kept:.4f} ({time.perf_counter() - start:.0f} s of training)")
+    print_interpolations(model, start_weights, val, cached["test"])
     return kept
+
+
+def print_interpolations(
+    model: keras.Model,
+    start_weights: list[np.ndarray],
+    val: ViewBatches,
+    test: tuple[tuple[np.ndarray, ...], np.ndarray],
+) -> None:
+    """Val and clean test accuracy of the weights part way from the trained head's
+    (alpha 0) to the kept ones (alpha 1): a weight-space ensemble (WiSE-FT)."""
+    kept_weights = model.get_weights()
+    for alpha in (0.25, 0.5, 0.75):
+        model.set_weights(
+            [(1 - alpha) * a + alpha * b for a, b in zip(start_weights, kept_weights, strict=True)]
+        )
+        _, val_accuracy = model.evaluate(val, verbose=0)
+        print(
+            f"  alpha {alpha}: val {val_accuracy:.4f}, test {clean_test_accuracy(model, test):.4f}"
+        )
+    model.set_weights(kept_weights)
 
 
 def main() -> None:
