@@ -79,17 +79,24 @@ def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def start_dvc(repo: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """`dvc *args` in a process group of its own, its output read line by line."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=repo,
-        env={**command_env(), "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        **popen,
-    )
+    """`dvc *args` in a process group of its own, its output read line by line, and Ctrl-C's
+    default action in it, as in a terminal: a test run as a background job of a
+    non-interactive shell ignores SIGINT, and an ignored signal stays ignored across exec,
+    whereas a handler is reset to the default there."""
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dvc", *args],
+            cwd=repo,
+            env={**command_env(), "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            **popen,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
 
 
 def run_and_signal(
@@ -230,9 +237,9 @@ def test_ctrl_c_stops_with_one_line_and_a_rerun_finishes(reference, repo: Path) 
     shutil.rmtree(repo / ".memo" / "features")  # extract has its work to do again
     args = ["repro", "--force", "--single-item", "extract"]
     writing = repo / "data/.features.partial"  # atomic_output's temporary of data/features
-    # The stage's own line too: a kill in the earlier tests can leave a temporary that DVC's
-    # run cache restore does not remove, and a signal sent as DVC starts the command is lost
-    # (DVC ignores SIGINT from then on, and the command is not yet running Python).
+    # The stage's own line too: a kill in the earlier tests can leave that temporary (DVC's
+    # run-cache restore does not remove it), which alone would let the signal go before the
+    # stage's Python is running.
     stopped_in, output = run_and_signal(
         repo,
         args,
