@@ -83,7 +83,7 @@ def start_dvc(repo: Path, *args: str, env: dict | None = None, **popen) -> subpr
     default action in it, as in a terminal: a test run as a background job of a
     non-interactive shell ignores SIGINT, and an ignored signal stays ignored across exec,
     whereas a handler is reset to the default there."""
-    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "dvc", *args],
@@ -96,7 +96,7 @@ def start_dvc(repo: Path, *args: str, env: dict | None = None, **popen) -> subpr
             **popen,
         )
     finally:
-        signal.signal(signal.SIGINT, ignored)
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_and_signal(
