@@ -31,15 +31,15 @@ from bench.timeline import Timeline, run_timed
 from transfer.evaluation.metrics import classification_metrics
 from transfer.features import labels_file
 from transfer.inference import predict_probabilities
+from transfer.manifests.cache_meta import CacheMeta, read_cache_meta
 from transfer.models.cut import unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier
 from transfer.models.files import load_model
 from transfer.params import ENGINES, HeadParams, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR, HEAD_FILE, METRICS_FILE
-from transfer.records.cache_meta import CacheMeta, read_cache_meta
 from transfer.tfdata import make_dataset, read_images, with_one_hot
+from transfer.training.backbone import fit_on_activations, fit_on_images, training_splits
 from transfer.training.callbacks import training_callbacks
-from transfer.training.finetune import fit_on_activations, fit_on_images, training_splits
 from transfer.training.head import steps_per_epoch, train_head
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiments change...

@@ -24,7 +24,7 @@ import yaml
 from bench.common import accuracy, in_own_process, machine, raw_forward_speed, timed
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from bench.timeline import Timeline, run_timed
-from transfer.ingest.image_files import has_image_extension
+from transfer.image_files import has_image_extension
 
 PER_IMAGE = ("cache", "extract")
 NO_OP_RUNS = 5
@@ -154,7 +154,7 @@ def main() -> None:
     runs = {"untouched folder": untouched[NO_OP_RUNS // 2]}
     add_back(batches[0], held, photos)
     runs[f"{len(batches[0])} photos added (1%)"] = run_timed(["repro"], repo)
-    timed([sys.executable, "-m", "transfer.correct", "--top", "10"], repo)
+    timed([sys.executable, "-m", "transfer.review.suggestions", "--top", "10"], repo)
     runs["10 relabels (`correct --top 10`)"] = run_timed(["repro"], repo)
     set_params(repo, split__seed=43)
     runs["`split.seed` 43"] = run_timed(["repro"], repo)

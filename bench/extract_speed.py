@@ -19,9 +19,9 @@ import numpy as np
 
 from transfer.inference import extract_features
 from transfer.litert import frozen_forward
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.models.files import load_model
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE
-from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import make_dataset
 
 BATCH_SIZE = 32  # backbone.batch_size's default

@@ -28,18 +28,18 @@ import keras
 import numpy as np
 
 from bench.common import in_own_process, machine, raw_forward_speed
-from transfer.memo import open_memo
+from transfer.manifests.cache_meta import read_cache_meta
+from transfer.memo.store import open_memo
 from transfer.models.cut import build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER
 from transfer.models.files import load_model
 from transfer.params import FinetuneParams, Params, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE
-from transfer.records.cache_meta import read_cache_meta
+from transfer.row_order import TrainingVariants
 from transfer.tfdata import read_record_index
-from transfer.training.activations import below_cut_forward, cache_activations, variant_blocks
+from transfer.training.activation_cache import below_cut_forward, cache_activations, variant_blocks
+from transfer.training.backbone import learning_rate_schedule
 from transfer.training.batches import ViewBatches
-from transfer.training.finetune import learning_rate_schedule
-from transfer.variants import TrainingVariants
 
 UNFREEZE = 50
 

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from transfer.export.tflite import int8_converter, representative_images
 from transfer.litert import LiteRTModel
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.models.files import load_model
 from transfer.paths import CACHE_DIR, MODEL_FILE
-from transfer.records.cache_meta import read_cache_meta
 
 
 def layer_errors(debugger: tf.lite.experimental.QuantizationDebugger) -> list[dict]:

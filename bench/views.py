@@ -38,9 +38,9 @@ from bench.common import (
 )
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from bench.timeline import run_timed
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.params import HeadParams, load_params
 from transfer.paths import CACHE_DIR, FINETUNE_LIVE_DIR
-from transfer.records.cache_meta import read_cache_meta
 
 UNFREEZE = 50
 # The seeds' head: a linear classifier, 10 epochs, patience 3, no augmentation.

@@ -10,9 +10,9 @@ from transfer.audit.findings import (
     write_findings,
 )
 from transfer.errors import run_main
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.params import load_params
 from transfer.paths import AUDIT_DIR, CACHE_DIR, FEATURES_DIR, RAW_DIR, SPLITS
-from transfer.records.cache_meta import read_cache_meta
 
 log = logging.getLogger(__name__)
 

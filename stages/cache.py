@@ -6,14 +6,15 @@ from tqdm import tqdm
 
 from transfer.atomic import atomic_output
 from transfer.errors import run_main
-from transfer.memo import MemoCount, open_memo
+from transfer.manifests.cache_meta import CacheMeta, write_cache_meta
+from transfer.manifests.split_lists import read_split
+from transfer.memo.store import MemoCount, open_memo
 from transfer.models.backbones import input_size
 from transfer.params import load_params
 from transfer.paths import CACHE_DIR, RAW_DIR, SPLIT_DIR, SPLITS
-from transfer.records.cache_meta import CacheMeta, write_cache_meta
 from transfer.records.encoding import encode_records
 from transfer.records.schema import write_shards
-from transfer.splitting import read_split, seeded_order
+from transfer.splitting import seeded_order
 from transfer.timing import phase
 
 log = logging.getLogger(__name__)

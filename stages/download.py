@@ -7,8 +7,8 @@ from transfer.atomic import atomic_output
 from transfer.errors import run_main
 from transfer.ingest.archives import open_source
 from transfer.ingest.importer import import_images, resolve_source, write_skipped_report
-from transfer.ingest.raw_index import write_raw_index
-from transfer.memo import open_memo
+from transfer.manifests.raw_index import write_raw_index
+from transfer.memo.store import open_memo
 from transfer.params import load_params
 from transfer.paths import DOWNLOADS_DIR, RAW_DIR, RAW_INDEX, SKIPPED_REPORT
 

@@ -15,6 +15,7 @@ from transfer.evaluation.metrics import classification_metrics, leak_metrics
 from transfer.evaluation.predictions import test_probabilities
 from transfer.evaluation.reports import write_reports
 from transfer.features import labels_file, load_paths
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
@@ -27,7 +28,6 @@ from transfer.paths import (
     PREDICTIONS_FILE,
     RAW_DIR,
 )
-from transfer.records.cache_meta import read_cache_meta
 from transfer.timing import phase
 
 log = logging.getLogger(__name__)

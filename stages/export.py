@@ -5,8 +5,9 @@ import logging
 
 from transfer.atomic import write_json
 from transfer.errors import run_main
-from transfer.export.pipeline import export_classifier
-from transfer.finetuned import classifier_files
+from transfer.export.exporter import export_classifier
+from transfer.manifests.cache_meta import read_cache_meta
+from transfer.models.head_only import classifier_files
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
@@ -17,7 +18,6 @@ from transfer.paths import (
     HEAD_FILE,
     MODEL_FILE,
 )
-from transfer.records.cache_meta import read_cache_meta
 
 log = logging.getLogger(__name__)
 

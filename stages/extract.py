@@ -12,13 +12,14 @@ from transfer.distribution import strategy_for
 from transfer.errors import run_main
 from transfer.extraction import extract_features
 from transfer.litert import engine_for, frozen_forward
-from transfer.memo import NO_MEMO, open_memo
-from transfer.memoized import built_on_first_call, forward_version
+from transfer.manifests.cache_meta import read_cache_meta
+from transfer.memo.forward_version import forward_version
+from transfer.memo.rows import built_on_first_call
+from transfer.memo.store import NO_MEMO, open_memo
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
 from transfer.params import load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR
-from transfer.records.cache_meta import read_cache_meta
 from transfer.timing import phase
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import logging
 from transfer.atomic import atomic_output, write_npy
 from transfer.cluster import output_root
 from transfer.errors import run_main
-from transfer.finetuned import pass_on_the_head, trains_backbone
+from transfer.models.head_only import pass_on_the_head, trains_backbone
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
@@ -44,7 +44,7 @@ def main() -> None:
             return
         # Imported only here: a head-only run never loads TensorFlow (2-3 s).
         from transfer.models.files import save_model
-        from transfer.training.finetune import finetune_classifier
+        from transfer.training.backbone import finetune_classifier
 
         classifier, probabilities, mirrored = finetune_classifier(
             params, CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE, live

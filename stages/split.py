@@ -4,12 +4,13 @@ to train, val or test by a hash of its content and the split's seed."""
 import logging
 
 from transfer.atomic import atomic_output
-from transfer.corrections import DROP, apply_corrections, read_corrections
 from transfer.errors import run_main
-from transfer.ingest.raw_index import read_raw_index
+from transfer.manifests.corrections import DROP, apply_corrections, read_corrections
+from transfer.manifests.raw_index import read_raw_index
+from transfer.manifests.split_lists import Photo, split_file, write_split
 from transfer.params import load_params
 from transfer.paths import CORRECTIONS_FILE, RAW_INDEX, SPLIT_DIR
-from transfer.splitting import Photo, split_file, split_images, write_split
+from transfer.splitting import split_images
 
 log = logging.getLogger(__name__)
 

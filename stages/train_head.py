@@ -12,6 +12,7 @@ from transfer.distribution import precision_for, strategy_for
 from transfer.errors import run_main
 from transfer.features import load_features, mirrored_file
 from transfer.inference import predict_probabilities
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.models.files import save_model
 from transfer.params import load_params
 from transfer.paths import (
@@ -22,12 +23,11 @@ from transfer.paths import (
     HEAD_MIRRORED_PROBABILITIES,
     HEAD_TEST_PROBABILITIES,
 )
-from transfer.records.cache_meta import read_cache_meta
+from transfer.row_order import load_training_variants
 from transfer.timing import phase
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
-from transfer.variants import load_training_variants
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 
 from bench.sandbox import run_command, run_measured
-from transfer.memo import NO_MEMO
-from transfer.memoized import fill_rows
+from transfer.memo.rows import fill_rows
+from transfer.memo.store import NO_MEMO
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, HeadParams

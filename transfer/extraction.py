@@ -12,14 +12,14 @@ import numpy as np
 from transfer.atomic import write_json
 from transfer.features import features_file, labels_file, mirrored_file, paths_file, views_file
 from transfer.inference import NpyWriter
-from transfer.memo import Memo, MemoCount
-from transfer.memoized import fill_rows, row_keys, store_rows
+from transfer.manifests.cache_meta import CacheMeta
+from transfer.memo.rows import fill_rows, row_keys, store_rows
+from transfer.memo.store import Memo, MemoCount
 from transfer.params import AugmentParams
 from transfer.paths import SPLITS
-from transfer.records.cache_meta import CacheMeta
+from transfer.row_order import CLEAN, TrainingVariants
 from transfer.tfdata import read_record_index
 from transfer.timing import phase
-from transfer.variants import CLEAN, TrainingVariants
 from transfer.views import fixed_view, mirror, view_identity, view_transform
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import numpy as np
 from transfer.errors import PipelineError, run_main
 from transfer.export.serving import LABELS
 from transfer.export.tflite import TFLITE_FLOAT
+from transfer.image_files import ImageRejected, has_image_extension, is_hidden, resize_rgb
 from transfer.inference import predict_array, traced_call
-from transfer.ingest.image_files import ImageRejected, has_image_extension, is_hidden, resize_rgb
 from transfer.litert import LiteRTModel
 from transfer.models.files import load_model
 from transfer.params import DataParams

@@ -20,7 +20,7 @@ import yaml
 from bench.sandbox import command_env, make_pipeline_repo, run_command
 from bench.timeline import run_timed
 from tests.helpers import dvc, make_image_folder, tiny_params
-from transfer.memo import TEMPORARY_SUFFIX, Memo
+from transfer.memo.store import TEMPORARY_SUFFIX, Memo
 
 pytestmark = pytest.mark.e2e
 UNFREEZE = 20  # the fine-tune's activation cache runs, and fills the memo

@@ -23,8 +23,8 @@ from tests.helpers import (
 )
 from transfer.features import load_features
 from transfer.litert import LiteRTModel
+from transfer.manifests.cache_meta import read_cache_meta
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
-from transfer.records.cache_meta import read_cache_meta
 from transfer.tfdata import read_images
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers import make_review_project
-from transfer.corrections import read_corrections
+from transfer.manifests.corrections import read_corrections
 from transfer.review.server import ReviewServer
 
 pytestmark = pytest.mark.e2e

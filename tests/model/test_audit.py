@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw
 
 from stages import audit, cache, download, extract, split
 from tests.helpers import tiny_params
+from transfer.manifests.split_lists import read_split
 from transfer.paths import AUDIT_DIR, SPLIT_DIR
-from transfer.splitting import read_split
 
 pytestmark = pytest.mark.model
 COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}

@@ -20,13 +20,13 @@ import yaml
 
 from bench.sandbox import command_env, run_command
 from tests.helpers import N_CLASSES, NO_VIEWS, ROOT, SIZE, tiny_classifier, tiny_params
+from transfer.manifests.cache_meta import CacheMeta, write_cache_meta
 from transfer.models.cut import unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
 from transfer.models.files import load_model, save_model
 from transfer.params import FinetuneParams
 from transfer.paths import SPLITS
-from transfer.records.cache_meta import CacheMeta, write_cache_meta
-from transfer.training.finetune import fit_on_images
+from transfer.training.backbone import fit_on_images
 
 pytestmark = pytest.mark.model
 

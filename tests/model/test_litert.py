@@ -11,8 +11,8 @@ from transfer.litert import LiteRTModel, frozen_forward, serving_function, to_tf
 from transfer.models.cut import below_cut, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor
 from transfer.params import FinetuneParams
+from transfer.training.backbone import fit_on_activations
 from transfer.training.callbacks import training_callbacks
-from transfer.training.finetune import fit_on_activations
 
 pytestmark = pytest.mark.model
 

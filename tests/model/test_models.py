@@ -33,8 +33,8 @@ from transfer.models.factories import (
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.tfdata import read_record_index
+from transfer.training.backbone import fit_on_activations, fit_on_images
 from transfer.training.callbacks import training_callbacks
-from transfer.training.finetune import fit_on_activations, fit_on_images
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
 

@@ -16,13 +16,13 @@ from transfer.models.cut import unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER
 from transfer.params import AugmentParams, FinetuneParams, HeadParams
 from transfer.records.schema import serialize_example, write_shards
+from transfer.row_order import TrainingVariants
 from transfer.tfdata import make_dataset
+from transfer.training.backbone import fit_on_activations
 from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
-from transfer.training.finetune import fit_on_activations
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
-from transfer.variants import TrainingVariants
 from transfer.views import fixed_view, view_transform
 
 pytestmark = pytest.mark.model

@@ -31,8 +31,8 @@ from transfer.models.factories import (  # noqa: E402
 )
 from transfer.params import AugmentParams, FinetuneParams, HeadParams  # noqa: E402
 from transfer.tfdata import read_record_index  # noqa: E402
+from transfer.training.backbone import fit_on_activations, fit_on_images  # noqa: E402
 from transfer.training.callbacks import training_callbacks  # noqa: E402
-from transfer.training.finetune import fit_on_activations, fit_on_images  # noqa: E402
 from transfer.training.head import feature_batches, train_head  # noqa: E402
 
 COUNT = 24  # images in the shards (tests/model/conftest.py)

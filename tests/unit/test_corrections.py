@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.sandbox import run_command
-from transfer.corrections import apply_corrections, read_corrections, update_corrections
 from transfer.errors import PipelineError
+from transfer.manifests.corrections import apply_corrections, read_corrections, update_corrections
 
 PHOTOS = {"cat/a.jpg": "cat", "cat/b.jpg": "cat", "dog/c.jpg": "dog", "fox/d.jpg": "fox"}
 
@@ -67,7 +67,7 @@ def test_updates_replace_or_remove_a_photos_row_and_stay_sorted(tmp_path: Path) 
 
 
 def run_correct(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_command([sys.executable, "-m", "transfer.correct", *args], project)
+    return run_command([sys.executable, "-m", "transfer.review.suggestions", *args], project)
 
 
 def test_correct_writes_the_suspects_suggestions_and_given_labels(tmp_path: Path) -> None:

@@ -9,17 +9,10 @@ import yaml
 
 from bench.sandbox import run_command
 from tests.helpers import ROOT
+from transfer.memo.code_version import imported_modules, module_file
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PACKAGES = ("stages", "transfer")
-
-
-def module_file(module: str) -> str:
-    """The file of a module of this project: a package's __init__.py, or the .py file."""
-    path = Path(*module.split("."))
-    if (ROOT / path).is_dir():
-        return (path / "__init__.py").as_posix()
-    return path.with_suffix(".py").as_posix()
 
 
 def imports(path: str) -> set[str]:
@@ -33,24 +26,12 @@ def imports(path: str) -> set[str]:
     return names
 
 
-def project_imports(path: str) -> set[str]:
-    """The modules of this project that a file imports."""
-    return {name for name in imports(path) if name.split(".")[0] in PACKAGES}
-
-
 def imported_files(module: str) -> set[str]:
-    """The files `python -m <module>` imports: itself, every package on the way to each
-    module, and so on through the project's own imports."""
-    found: set[str] = set()
-    pending = [module]
-    while pending:
-        parts = pending.pop().split(".")
-        for depth in range(1, len(parts) + 1):
-            path = module_file(".".join(parts[:depth]))
-            if path not in found:
-                found.add(path)
-                pending += project_imports(path)
-    return found
+    """The files `python -m <module>` imports of this project (the memo keys' own reading)."""
+    return {
+        module_file(name).relative_to(ROOT).as_posix()
+        for name in imported_modules(module, packages=PACKAGES)
+    }
 
 
 @pytest.mark.parametrize("name", list(STAGES))

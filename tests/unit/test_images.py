@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer.ingest.image_files import ImageRejected, decode_rgb, has_image_extension, is_hidden
+from transfer.image_files import ImageRejected, decode_rgb, has_image_extension, is_hidden
 
 MAX_PIXELS = 10_000
 

@@ -15,9 +15,9 @@ from PIL import Image
 from bench.sandbox import run_command
 from tests.helpers import make_image_folder, run_stage_measured, tiny_params, write_image
 from transfer.errors import PipelineError
+from transfer.image_files import ImageRejected, decode_rgb
 from transfer.ingest import importer
 from transfer.ingest.archives import open_source
-from transfer.ingest.image_files import ImageRejected, decode_rgb
 from transfer.ingest.importer import folds_case, import_images, resolve_source
 from transfer.paths import SKIPPED_REPORT
 

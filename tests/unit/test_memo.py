@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from transfer.memo import HEADER, MEMO_ENV, Memo, key, memo_dir, prune
+from transfer.memo.command import prune
+from transfer.memo.store import HEADER, MEMO_ENV, Memo, key, memo_dir
 
 
 def entry_file(memo: Memo, namespace: str, entry_key: str) -> Path:

@@ -8,9 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from tests.helpers import write_image
+from transfer.manifests.cache_meta import CacheMeta, read_cache_meta, write_cache_meta
 from transfer.models.backbones import input_size
 from transfer.paths import META_FILE
-from transfer.records.cache_meta import CacheMeta, read_cache_meta, write_cache_meta
 from transfer.records.encoding import resize_jpeg
 from transfer.records.schema import (
     ENCODED,

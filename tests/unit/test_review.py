@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_review_project, write_image
-from transfer.corrections import read_corrections
+from transfer.manifests.corrections import read_corrections
 from transfer.review.server import TOKEN_HEADER, ReviewServer
 
 TOKEN = "secret-token"

@@ -12,11 +12,12 @@ import yaml
 from stages import cache, download, split
 from tests.helpers import ROOT, make_image_folder, tiny_params, write_image
 from transfer.errors import PipelineError
-from transfer.ingest.fetch import sha256_of
-from transfer.ingest.raw_index import list_images, read_raw_index, write_raw_index
+from transfer.hashing import sha256_of
+from transfer.manifests.raw_index import list_images, read_raw_index, write_raw_index
+from transfer.manifests.split_lists import Photo, read_split
 from transfer.paths import CACHE_DIR, SPLIT_DIR
 from transfer.records.schema import ENCODED, FILENAME, KEY, LABEL, serialize_example
-from transfer.splitting import Photo, assign_split, read_split, split_images
+from transfer.splitting import assign_split, split_images
 
 
 def photo(path: str, label: str | None = None, content: str | None = None) -> Photo:

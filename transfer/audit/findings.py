@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from transfer.atomic import write_csv, write_json
+from transfer.audit.drawings import draw_duplicates, draw_suspects
 from transfer.audit.duplicates import near_duplicate_pairs
 from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
 from transfer.audit.leaks import DUPLICATE_COLUMNS, DuplicateRow
-from transfer.audit.pictures import draw_duplicates, draw_suspects
 from transfer.errors import PipelineError
 from transfer.features import load_features, load_paths
 from transfer.paths import DUPLICATES_FILE, SUSPECTS_FILE

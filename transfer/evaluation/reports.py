@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from transfer.atomic import atomic_output, write_csv
-from transfer.evaluation.picture import draw_grid
+from transfer.evaluation.grid import draw_grid
 
 
 def write_reports(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from transfer.errors import PipelineError
-from transfer.ingest.fetch import CHUNK_BYTES
+from transfer.hashing import CHUNK_BYTES
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tar.xz")
 ZIP_UTF8_FLAG = 0x800  # general purpose bit 11: the name is UTF-8

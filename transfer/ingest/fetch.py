@@ -13,21 +13,13 @@ from tqdm import tqdm
 
 from transfer.atomic import atomic_output, write_json
 from transfer.errors import PipelineError
+from transfer.hashing import CHUNK_BYTES, sha256_of
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 1 << 20
 
 
 def is_url(source: str) -> bool:
     return urlparse(source).scheme in ("http", "https")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_sha256(path: Path, expected: str | None, origin: str) -> None:

@@ -21,7 +21,13 @@ from tqdm import tqdm
 
 from transfer.atomic import write_csv
 from transfer.errors import PipelineError
-from transfer.ingest import image_files
+from transfer.image_files import (
+    ImageRejected,
+    declared_pixels,
+    decode_rgb,
+    has_image_extension,
+    is_hidden,
+)
 from transfer.ingest.archives import (
     READ_ERRORS,
     Entry,
@@ -31,14 +37,8 @@ from transfer.ingest.archives import (
     read_bounded,
 )
 from transfer.ingest.fetch import check_sha256, download, is_url
-from transfer.ingest.image_files import (
-    ImageRejected,
-    declared_pixels,
-    decode_rgb,
-    has_image_extension,
-    is_hidden,
-)
-from transfer.memo import NO_MEMO, Memo, key, source_version
+from transfer.memo.code_version import code_version
+from transfer.memo.store import NO_MEMO, Memo, key
 
 log = logging.getLogger(__name__)
 MEMO_SPACE = "checks"  # the verdict on an image's bytes: why it cannot be used, or ""
@@ -212,7 +212,7 @@ def import_images(
     one is kept. Each image is decoded to check it unless the memo has the verdict on its
     bytes.
     """
-    version = key(source_version(image_files.__file__), PIL.__version__, max_pixels)
+    version = key(code_version("transfer.image_files"), PIL.__version__, max_pixels)
     report = ImportReport()
     report.skipped += [(printable((name,)), reason) for name, reason in listing.refused]
     visible = [e for e in listing.entries if not any(is_hidden(p) for p in e.parts)]

@@ -10,12 +10,12 @@ from pathlib import Path
 import PIL
 
 from transfer.errors import PipelineError
-from transfer.ingest import image_files
-from transfer.ingest.fetch import sha256_of
-from transfer.ingest.image_files import NO_PIXEL_LIMIT, ImageRejected, resize_rgb
-from transfer.memo import Memo, MemoCount, key, source_version
+from transfer.hashing import sha256_of
+from transfer.image_files import NO_PIXEL_LIMIT, ImageRejected, resize_rgb
+from transfer.manifests.split_lists import Photo
+from transfer.memo.code_version import code_version
+from transfer.memo.store import Memo, MemoCount, key
 from transfer.records.schema import serialize_example
-from transfer.splitting import Photo
 
 ENCODE_CHUNK = 64  # images resized in parallel at a time; bounds memory
 MEMO_SPACE = "images"
@@ -51,7 +51,7 @@ def encode_records(
     """Serialized examples of the photos, in their order: each resized photo from the memo,
     or resized on all cores a chunk at a time and stored. Adds to `count`."""
     label_of = {name: index for index, name in enumerate(classes)}
-    version = source_version(__file__, image_files.__file__)
+    version = code_version(__name__)
     pending = iter(photos)
     with ThreadPoolExecutor() as pool:
         while chunk := list(islice(pending, ENCODE_CHUNK)):

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transfer.atomic import write_csv
-from transfer.corrections import read_corrections, update_corrections
-from transfer.ingest.fetch import sha256_of
+from transfer.hashing import sha256_of
+from transfer.manifests.corrections import read_corrections, update_corrections
 
 REVIEWED_COLUMNS = ["item", "sha256"]
 KEEP = "keep"

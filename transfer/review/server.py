@@ -21,8 +21,8 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from transfer.corrections import DROP
 from transfer.errors import PipelineError, run_main
+from transfer.manifests.corrections import DROP
 from transfer.paths import AUDIT_DIR, CORRECTIONS_FILE, RAW_DIR, REVIEWED_FILE
 from transfer.review.decisions import KEEP, UNDO, Decisions
 from transfer.review.items import item_states, read_items

@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from transfer.variants import TrainingVariants
+from transfer.row_order import TrainingVariants
 
 
 class ViewBatches(keras.utils.PyDataset):

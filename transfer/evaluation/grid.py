@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from transfer.pictures import contact_sheet, open_tile
+from transfer.contact_sheets import contact_sheet, open_tile
 
 RIGHT = (30, 90, 220)
 WRONG = (220, 30, 30)

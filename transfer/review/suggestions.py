@@ -12,8 +12,8 @@ import argparse
 import csv
 import sys
 
-from transfer.corrections import update_corrections
 from transfer.errors import PipelineError, run_main
+from transfer.manifests.corrections import update_corrections
 from transfer.paths import CORRECTIONS_FILE, SUSPECTS_FILE
 
 

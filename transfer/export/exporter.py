@@ -17,9 +17,9 @@ from transfer.export.tflite import (
 )
 from transfer.inference import run_on_records, traced_call
 from transfer.litert import serving_function, to_tflite
+from transfer.manifests.cache_meta import CacheMeta
 from transfer.models.files import load_classifier, save_model
 from transfer.params import ExportParams
-from transfer.records.cache_meta import CacheMeta
 from transfer.second_process import SecondProcess
 from transfer.timing import phase
 

@@ -4,42 +4,16 @@ decoded, and stored. The rows are written in the records' order, so the output i
 array, byte for byte, whichever rows the memo had: the frozen models give each image the
 same output whatever else is in its batch (checked by the tests)."""
 
-import hashlib
 import io
 from collections.abc import Callable, Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from transfer import inference, litert, tfdata, views
-from transfer.memo import Memo, MemoCount, key, source_version
-from transfer.models import cut, factories
-from transfer.records import schema
+from transfer.memo.store import Memo, MemoCount, key
 from transfer.tfdata import ImageTransform, RecordIndex, make_dataset
-
-
-def weights_digest(model: keras.Model) -> str:
-    """The SHA-256 of a model's weights, in order."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
-    return digest.hexdigest()
-
-
-def forward_version(model: keras.Model, engine: str, *settings: object) -> str:
-    """What shapes a frozen forward pass's outputs besides its input image: the model's
-    weights, the `settings` that say what it is (its architecture, its cut), the engine
-    that runs it (litert.engine_for), and the libraries and code that decode, augment and
-    run."""
-    code = source_version(
-        *(module.__file__ for module in (tfdata, schema, views, litert, inference, factories, cut))
-    )
-    libraries = (tf.__version__, keras.__version__, metadata.version("ai-edge-litert"))
-    return key(weights_digest(model), settings, engine, libraries, code)
 
 
 def row_keys(version: str, index: RecordIndex, variant: object) -> list[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from transfer.ingest.image_files import NO_PIXEL_LIMIT, decode_rgb
+from transfer.image_files import NO_PIXEL_LIMIT, decode_rgb
 
 TILE = 160
 CAPTION = 34

@@ -12,15 +12,16 @@ from dvclive import Live
 from transfer.distribution import computing_in, precision_for, strategy_for
 from transfer.inference import run_on_records
 from transfer.litert import frozen_forward
-from transfer.memo import NO_MEMO, Memo, MemoCount, open_memo
+from transfer.manifests.cache_meta import CacheMeta, read_cache_meta
+from transfer.memo.store import NO_MEMO, Memo, MemoCount, open_memo
 from transfer.models.cut import TrainableTop, build_top_model, unfreeze_top
 from transfer.models.factories import BACKBONE_LAYER, build_classifier, compile_model
 from transfer.models.files import load_model
 from transfer.params import AugmentParams, FinetuneParams, Params
-from transfer.records.cache_meta import CacheMeta, read_cache_meta
+from transfer.row_order import TrainingVariants
 from transfer.tfdata import make_dataset, read_record_index, with_one_hot
 from transfer.timing import phase
-from transfer.training.activations import (
+from transfer.training.activation_cache import (
     activation_bytes,
     below_cut_forward,
     cache_activations,
@@ -30,7 +31,6 @@ from transfer.training.activations import (
 from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import steps_per_epoch
-from transfer.variants import TrainingVariants
 from transfer.views import mirror, view_transform
 
 log = logging.getLogger(__name__)

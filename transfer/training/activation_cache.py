@@ -15,12 +15,13 @@ import tensorflow as tf
 from transfer.errors import PipelineError
 from transfer.inference import NpyWriter
 from transfer.litert import engine_for, frozen_forward
-from transfer.memo import Memo, MemoCount
-from transfer.memoized import built_on_first_call, fill_rows, forward_version, row_keys
+from transfer.memo.forward_version import forward_version
+from transfer.memo.rows import built_on_first_call, fill_rows, row_keys
+from transfer.memo.store import Memo, MemoCount
 from transfer.models.cut import below_cut
 from transfer.params import AugmentParams
+from transfer.row_order import CLEAN, TrainingVariants
 from transfer.tfdata import ImageTransform, RecordIndex
-from transfer.variants import CLEAN, TrainingVariants
 from transfer.views import fixed_view, view_identity, view_transform
 
 SAMPLE_ROWS = 256  # rows of the cache check_stored looks at

@@ -8,8 +8,8 @@ import csv
 from pathlib import Path
 
 from transfer.atomic import write_csv
-from transfer.ingest.fetch import sha256_of
-from transfer.ingest.image_files import has_image_extension
+from transfer.hashing import sha256_of
+from transfer.image_files import has_image_extension
 
 COLUMNS = ["path", "sha256"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from PIL import Image
 
 from transfer.audit.leaks import DuplicateRow
-from transfer.pictures import contact_sheet, open_tile
+from transfer.contact_sheets import contact_sheet, open_tile
 
 SUSPECT = (220, 120, 0)
 DUPLICATE = (140, 40, 180)

@@ -1,0 +1,63 @@
+"""What a memo key says of the code that computed an entry: the source of every module of this
+project that the computation imports, found by reading the imports (a list kept by hand goes
+stale without an error). No TensorFlow here: `download` and `cache` key their entries by it."""
+
+import ast
+import hashlib
+from importlib.util import find_spec
+from pathlib import Path
+
+
+def module_file(module: str) -> Path:
+    """The source file of a module (a package's __init__.py), without importing it."""
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(module)
+    return Path(spec.origin)
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def project_imports(module: str, packages: tuple[str, ...]) -> set[str]:
+    """The modules of `packages` that a module imports, anywhere in its file (a function's
+    own imports included): `from a.b import c` names a.b, and a.b.c when c is a module."""
+    found = set()
+    for node in ast.walk(ast.parse(module_file(module).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] in packages and _is_module(n))
+    return found
+
+
+def imported_modules(*roots: str, packages: tuple[str, ...] = ("transfer",)) -> list[str]:
+    """The roots and every module of `packages` they import, directly or not, with the
+    packages on the way to each (importing a.b.c runs a/__init__.py and a/b/__init__.py),
+    sorted: what `import root` loads of this project."""
+    found: set[str] = set()
+    pending = list(roots)
+    while pending:
+        parts = pending.pop().split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name not in found:
+                found.add(name)
+                pending += project_imports(name, packages)
+    return sorted(found)
+
+
+def code_version(*roots: str) -> str:
+    """A version of the code that computes a result: the hash of the name and source of each
+    module that `roots` load (imported_modules)."""
+    digest = hashlib.sha256()
+    for module in imported_modules(*roots):
+        digest.update(module.encode() + b"\0" + module_file(module).read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,40 @@
+"""The memo version of a frozen forward pass (extract's features, the fine-tune's activations):
+the model's weights and settings, the engine, the libraries, and the code that makes its rows."""
+
+import hashlib
+from importlib import metadata
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from transfer.memo.code_version import code_version
+from transfer.memo.store import key
+
+# The modules that make a frozen forward pass's rows: decoding and the rows' order
+# (memo.rows, tfdata), the augmented views, the engine, and the models with their cut.
+# Everything they import is found from them (imported_modules).
+FORWARD_ROOTS = (
+    "transfer.memo.rows",
+    "transfer.views",
+    "transfer.litert",
+    "transfer.models.factories",
+    "transfer.models.cut",
+)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """The SHA-256 of a model's weights, in order."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def forward_version(model: keras.Model, engine: str, *settings: object) -> str:
+    """What shapes a frozen forward pass's outputs besides its input image: the model's
+    weights, the `settings` that say what it is (its architecture, its cut), the engine
+    that runs it (litert.engine_for), and the libraries and code (FORWARD_ROOTS) that
+    decode, augment and run."""
+    libraries = (tf.__version__, keras.__version__, metadata.version("ai-edge-litert"))
+    return key(weights_digest(model), settings, engine, libraries, code_version(*FORWARD_ROOTS))
