@@ -41,6 +41,7 @@ from transfer.tfdata import make_dataset, read_images, with_one_hot
 from transfer.training.backbone import fit_on_activations, fit_on_images, training_splits
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import steps_per_epoch, train_head
+from transfer.views import Views
 
 EXPERIMENT_DROPOUT = 0.25  # the head param the head-only experiments change...
 FULL_EXPERIMENT_DROPOUT = 0.3  # ...to another value for the full one: nothing is restored
@@ -103,11 +104,11 @@ def classic_training(
         with_one_hot(train, n_classes),
         with_one_hot(make_dataset(files["val"], batch_size), n_classes) if has_val else None,
         np.load(labels_file(repo / FEATURES_DIR, "train")),
-        extractor.output_shape[-1],
-        n_classes,
-        head_params,
-        seed,
-        training_callbacks(head_params.patience, None, has_val, reduce_on_plateau=True),
+        width=extractor.output_shape[-1],
+        n_classes=n_classes,
+        params=head_params,
+        seed=seed,
+        callbacks=training_callbacks(head_params.patience, None, has_val, reduce_on_plateau=True),
         extractor=extractor,
     )
     images, labels, _ = read_images(files["test"], batch_size)
@@ -135,54 +136,43 @@ def finetune_epochs(
             head,
             splits,
             n_classes,
-            top,
-            params.finetune,
-            params.augment,
-            params.seed,
-            [timer],
-            engine,
+            top=top,
+            params=params.finetune,
+            views=Views(params.augment, params.seed),
+            callbacks=[timer],
+            engine=engine,
         )
     else:
         classifier = build_classifier(extractor, head)
         fit_on_images(
-            classifier, splits, n_classes, params.finetune, params.augment, params.seed, [timer]
+            classifier,
+            splits,
+            n_classes,
+            params=params.finetune,
+            views=Views(params.augment, params.seed),
+            callbacks=[timer],
         )
     timer.total = time.perf_counter() - start
     return timer
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", type=Path, help="a folder of class subfolders of images")
-    parser.add_argument("--work", type=Path, help="where to build the throwaway repo")
-    parser.add_argument("--unfreeze", type=int, default=50)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
-    args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["data"]["source"] = str(args.dataset.resolve())
-    params["finetune"]["epochs"] = args.finetune_epochs
-    params["finetune"]["patience"] = args.finetune_epochs  # time every epoch
-    repo = make_pipeline_repo(work / "repo", params)
-    first_repro = dvc(repo, "repro")
-    accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
-    rows = [
-        (
-            "first dvc repro (all stages), backbone.engine=litert",
-            f"{first_repro:.1f} s, test accuracy {accuracy:.4f}",
+def repro_rows(work: Path, params: dict) -> tuple[Path, list[tuple[str, str]]]:
+    """The first `dvc repro` on each engine, and a no-op repro: (the litert repo, rows)."""
+    rows = []
+    repos = {}
+    for engine in ("litert", "keras"):
+        engine_params = {**params, "backbone": {**params["backbone"], "engine": engine}}
+        name = "repo" if engine == "litert" else f"{engine}_repo"
+        repos[engine] = make_pipeline_repo(work / name, engine_params)
+        first_repro = dvc(repos[engine], "repro")
+        accuracy = json.loads((repos[engine] / METRICS_FILE).read_text())["accuracy"]
+        rows.append(
+            (
+                f"first dvc repro (all stages), backbone.engine={engine}",
+                f"{first_repro:.1f} s, test accuracy {accuracy:.4f}",
+            )
         )
-    ]
-    keras_repo = make_pipeline_repo(
-        work / "keras_repo", {**params, "backbone": {**params["backbone"], "engine": "keras"}}
-    )
-    first_repro = dvc(keras_repo, "repro")
-    accuracy = json.loads((keras_repo / METRICS_FILE).read_text())["accuracy"]
-    rows.append(
-        (
-            "first dvc repro (all stages), backbone.engine=keras",
-            f"{first_repro:.1f} s, test accuracy {accuracy:.4f}",
-        )
-    )
+    repo = repos["litert"]
     commit(repo, "baseline")
     no_op = sorted(dvc(repo, "repro") for _ in range(5))
     rows.append(
@@ -191,11 +181,14 @@ def main() -> None:
             f"median {no_op[2]:.2f} s, min {no_op[0]:.2f}, max {no_op[-1]:.2f}",
         )
     )
-    loaded = load_params(repo / "params.yaml")
-    meta = read_cache_meta(repo / CACHE_DIR)
+    return repo, rows
 
+
+def engine_rows(repo: Path) -> list[tuple[str, str]]:
+    """Each engine's raw forward speed and its extract loop's."""
     speeds = {engine: engine_speeds(repo, engine) for engine in ENGINES}
     raw = speeds["keras"]["raw"]
+    rows = []
     for engine, figures in speeds.items():
         loops = figures["loops"]
         median = float(np.median(loops))
@@ -211,6 +204,11 @@ def main() -> None:
                 f"min {loops[0]:.1f}, max {loops[-1]:.1f}",
             ),
         ]
+    return rows
+
+
+def experiment_rows(repo: Path, meta: CacheMeta) -> tuple[list[tuple[str, str]], list]:
+    """Head-only experiments against the classic training: (rows, their timelines)."""
     dropout = f"head.dropout={EXPERIMENT_DROPOUT}"
     to_evaluate = timed_experiment(repo, "evaluate", "-S", dropout)
     exp_accuracy = json.loads((repo / METRICS_FILE).read_text())["accuracy"]
@@ -223,7 +221,7 @@ def main() -> None:
     classic_seconds, classic_accuracy = classic_training(
         repo, meta, experiment_params.head, experiment_params.seed
     )
-    rows += [
+    rows = [
         (
             f"head-only dvc exp run evaluate -S {dropout}",
             f"{to_evaluate.wall:.1f} s, test accuracy {exp_accuracy:.4f}, "
@@ -239,30 +237,58 @@ def main() -> None:
             f"{classic_seconds:.1f} s, test accuracy {classic_accuracy:.4f}",
         ),
     ]
-    ordinary = finetune_epochs(repo, meta, loaded, args.unfreeze, cached=False)
-    rows.append(
+    timelines = [
+        (f"dvc exp run evaluate -S {dropout}", to_evaluate),
+        (f"dvc exp run -S {full_dropout}", full),
+    ]
+    return rows, timelines
+
+
+def finetune_rows(repo: Path, meta: CacheMeta, unfreeze: int) -> list[tuple[str, str]]:
+    """The ordinary fine-tune's epochs against the cached ones, on each engine."""
+    loaded = load_params(repo / "params.yaml")
+    ordinary = finetune_epochs(repo, meta, loaded, unfreeze, cached=False)
+    rows = [
         (
-            f"fine-tune unfreeze={args.unfreeze}, ordinary",
+            f"fine-tune unfreeze={unfreeze}, ordinary",
             f"{np.mean(ordinary.seconds):.1f} s/epoch, val accuracy {ordinary.val_accuracy}, "
             f"total {ordinary.total:.1f} s",
         )
-    )
+    ]
     for engine in ENGINES:
-        cached = finetune_epochs(repo, meta, loaded, args.unfreeze, cached=True, engine=engine)
+        cached = finetune_epochs(repo, meta, loaded, unfreeze, cached=True, engine=engine)
         caching = cached.total - sum(cached.seconds)
         rows.append(
             (
-                f"fine-tune unfreeze={args.unfreeze}, activations cached by {engine}",
+                f"fine-tune unfreeze={unfreeze}, activations cached by {engine}",
                 f"{np.mean(cached.seconds):.1f} s/epoch "
                 f"({np.mean(ordinary.seconds) / np.mean(cached.seconds):.1f}x ordinary), "
                 f"caching {caching:.1f} s, val accuracy {cached.val_accuracy}",
             )
         )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", type=Path, help="a folder of class subfolders of images")
+    parser.add_argument("--work", type=Path, help="where to build the throwaway repo")
+    parser.add_argument("--unfreeze", type=int, default=50)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["data"]["source"] = str(args.dataset.resolve())
+    params["finetune"]["epochs"] = args.finetune_epochs
+    params["finetune"]["patience"] = args.finetune_epochs  # time every epoch
+    repo, rows = repro_rows(work, params)
+    meta = read_cache_meta(repo / CACHE_DIR)
+    rows += engine_rows(repo)
+    experiments, timelines = experiment_rows(repo, meta)
+    rows += experiments
+    rows += finetune_rows(repo, meta, args.unfreeze)
     print_table(machine(), rows)
-    for title, timeline in (
-        (f"dvc exp run evaluate -S {dropout}", to_evaluate),
-        (f"dvc exp run -S {full_dropout}", full),
-    ):
+    for title, timeline in timelines:
         print(f"\nWhere the time of `{title}` went (seconds):")
         print("\n".join(timeline.breakdown()))
 

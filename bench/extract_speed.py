@@ -17,12 +17,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from transfer.inference import extract_features
+from transfer.extraction import FrozenForward, fill_file
 from transfer.litert import frozen_forward
 from transfer.manifests.cache_meta import read_cache_meta
+from transfer.memo.store import NO_MEMO
 from transfer.models.files import load_model
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE
-from transfer.tfdata import make_dataset
 
 BATCH_SIZE = 32  # backbone.batch_size's default
 
@@ -47,11 +47,13 @@ def measure(repo: Path, engine: str, runs: int) -> dict[str, float | list[float]
     raw = images_per_second(forward, images, BATCH_SIZE)
     loops = []
     for _ in range(runs):
-        dataset = make_dataset(meta.split_files(repo / CACHE_DIR, "train"), BATCH_SIZE)
+        files = meta.split_files(repo / CACHE_DIR, "train")
+        # Every row computed (no memo), in extract's own loop.
+        rows = FrozenForward(forward, extractor.output_shape[-1], "bench", BATCH_SIZE)
+        block = None, [str(row) for row in range(count)]
         with tempfile.TemporaryDirectory() as directory:
             start = time.perf_counter()
-            width = extractor.output_shape[-1]
-            extract_features(forward, width, dataset, count, Path(directory), "train")
+            fill_file(Path(directory) / "train.npy", rows, [(files, block)], NO_MEMO)
             loops.append(count / (time.perf_counter() - start))
     return {"conversion": conversion, "raw": raw, "loops": sorted(loops)}
 

@@ -37,9 +37,10 @@ from transfer.params import FinetuneParams, Params, load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, HEAD_FILE
 from transfer.row_order import TrainingVariants
 from transfer.tfdata import read_record_index
-from transfer.training.activation_cache import below_cut_forward, cache_activations, variant_blocks
+from transfer.training.activation_cache import below_cut_forward, cache_activations
 from transfer.training.backbone import learning_rate_schedule
 from transfer.training.batches import ViewBatches
+from transfer.views import Views
 
 UNFREEZE = 50
 
@@ -94,10 +95,12 @@ def cached_activations(params: Params, views: int) -> Cached:
         files = meta.split_files(CACHE_DIR, split)
         index = read_record_index(files)
         variants = TrainingVariants(len(index.labels), views if split == "train" else 0)
-        blocks = variant_blocks(version, index, variants, params.augment, params.seed)
+        drawn = Views(params.augment, params.seed)
+        blocks = [drawn.block(version, index, block) for block in variants.blocks]
         arrays, count = cache_activations(
-            forward, files, blocks, lower, None, "float32", memo, params.finetune.batch_size
-        )
+            forward, files, blocks, lower=lower, directory=None, dtype="float32", memo=memo,
+            batch_size=params.finetune.batch_size,
+        )  # fmt: skip
         print(f"{split}: {count.computed} activation rows computed, {count.reused} from the memo")
         cached[split] = arrays, index.labels
     return cached

@@ -32,7 +32,13 @@ def main() -> None:
         for name, photos in splits.items():
             photos = seeded_order(photos, params.seed)
             records = encode_records(
-                photos, RAW_DIR, classes, size, params.image.jpeg_quality, memo, memoized
+                photos,
+                RAW_DIR,
+                classes,
+                size=size,
+                quality=params.image.jpeg_quality,
+                memo=memo,
+                count=memoized,
             )
             progress = tqdm(records, total=len(photos), desc=f"caching {name}")
             with phase(f"cache {name}"):

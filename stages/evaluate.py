@@ -51,12 +51,12 @@ def main() -> None:
             CONFUSION_FILE,
             PREDICTIONS_FILE,
             GRID_FILE,
-            classes,
-            RAW_DIR,
-            labels,
-            probabilities,
-            paths,
-            params.evaluate.grid_images,
+            classes=classes,
+            raw_dir=RAW_DIR,
+            labels=labels,
+            probabilities=probabilities,
+            paths=paths,
+            grid_images=params.evaluate.grid_images,
         )
     log.info(
         "test accuracy %.4f, macro F1 %.4f on %d images",

@@ -4,31 +4,29 @@ from the memo when an earlier run computed it."""
 
 import logging
 
-import keras
-
 from transfer.atomic import atomic_output
 from transfer.cluster import output_root
-from transfer.distribution import strategy_for
+from transfer.distribution import stage_context
 from transfer.errors import run_main
-from transfer.extraction import extract_features
+from transfer.extraction import FrozenForward, extract_features
 from transfer.litert import engine_for, frozen_forward
 from transfer.manifests.cache_meta import read_cache_meta
 from transfer.memo.forward_version import forward_version
 from transfer.memo.rows import built_on_first_call
-from transfer.memo.store import NO_MEMO, open_memo
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
 from transfer.params import load_params
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FEATURES_DIR
 from transfer.timing import phase
+from transfer.views import Views
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params = load_params()
-    strategy = strategy_for(params.distribute)  # first: before TensorFlow starts
-    keras.utils.set_random_seed(params.seed)  # the initial weights when backbone.weights is null
+    context = stage_context(params)  # the seed: the initial weights when backbone.weights is null
+    strategy = context.strategy
     meta = read_cache_meta(CACHE_DIR)
     backbone = params.backbone
     with phase("load models"), strategy.scope():
@@ -37,24 +35,19 @@ def main() -> None:
             extractor, engine_for(backbone.engine, strategy), backbone.name, meta.image_size
         )
     # Converted to TFLite only if some image is not in the memo.
-    forward = built_on_first_call(lambda: frozen_forward(extractor, backbone.engine, strategy))
-    # The workers of a cluster must make the same forward calls: no memo there.
-    memo = NO_MEMO if params.distribute == "multi_worker" else open_memo()
+    call = built_on_first_call(lambda: frozen_forward(extractor, backbone.engine, strategy))
+    forward = FrozenForward(call, extractor.output_shape[-1], version, backbone.batch_size)
     # On a cluster every worker extracts its share of each batch; only the chief keeps files.
     with output_root(params.distribute) as root:
         with atomic_output(root / FEATURES_DIR) as features_dir:
             features_dir.mkdir()
             count = extract_features(
                 forward,
-                extractor.output_shape[-1],
-                version,
                 meta,
                 CACHE_DIR,
-                features_dir,
-                params.augment,
-                params.seed,
-                backbone.batch_size,
-                memo,
+                features_dir=features_dir,
+                views=Views(params.augment, params.seed),
+                memo=context.memo,
             )
         save_model(extractor, root / EXTRACTOR_FILE)
     log.info("%d feature rows computed, %d from the memo", count.computed, count.reused)

@@ -1,6 +1,6 @@
 """Stage `finetune`: unfreeze the top `unfreeze` backbone layers and train them with the head.
 
-With `unfreeze: 0` there is nothing to train (transfer/finetuned.py): this stage only passes
+With `unfreeze: 0` there is nothing to train (transfer/models/head_only.py): this stage only passes
 the head's test probabilities on, without loading TensorFlow.
 """
 

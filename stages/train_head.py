@@ -3,12 +3,11 @@ training image's clean features and each of its augmented views' are samples), a
 class probabilities for the test features, clean and mirrored (the head-only classifier's,
 for evaluate)."""
 
-import keras
 import numpy as np
 
 from transfer.atomic import atomic_output, write_npy
 from transfer.cluster import output_root
-from transfer.distribution import precision_for, strategy_for
+from transfer.distribution import stage_context
 from transfer.errors import run_main
 from transfer.features import load_features, mirrored_file
 from transfer.inference import predict_probabilities
@@ -32,8 +31,7 @@ from transfer.training.live import open_live
 
 def main() -> None:
     params = load_params()
-    strategy = strategy_for(params.distribute)  # first: before TensorFlow starts
-    keras.utils.set_random_seed(params.seed)
+    context = stage_context(params)
     n_classes = read_cache_meta(CACHE_DIR).n_classes
     with phase("load features"):
         val, (test_features, _) = (load_features(FEATURES_DIR, s) for s in ("val", "test"))
@@ -44,7 +42,11 @@ def main() -> None:
     has_val = len(val[1]) > 0
     # On a cluster every worker trains; only the chief keeps its files.
     with output_root(params.distribute) as root:
-        with atomic_output(root / HEAD_LIVE_DIR) as live_dir, phase("train"), strategy.scope():
+        with (
+            atomic_output(root / HEAD_LIVE_DIR) as live_dir,
+            phase("train"),
+            context.strategy.scope(),
+        ):
             callbacks = training_callbacks(
                 params.head.patience, open_live(live_dir), has_val, reduce_on_plateau=True
             )
@@ -52,12 +54,12 @@ def main() -> None:
                 train,
                 feature_batches(*val, n_classes, batch_size) if has_val else None,
                 train_labels,
-                train_features.shape[1],
-                n_classes,
-                params.head,
-                params.seed,
-                callbacks,
-                precision=precision_for(params.precision),
+                width=train_features.shape[1],
+                n_classes=n_classes,
+                params=params.head,
+                seed=params.seed,
+                callbacks=callbacks,
+                precision=context.precision,
             )
         with phase("predict"):
             probabilities = predict_probabilities(head, test_features, batch_size)

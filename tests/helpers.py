@@ -146,7 +146,16 @@ def forward_rows(
     count = len(read_record_index(files).paths)
     rows = np.empty((count, width), np.float32)
     keys = [str(index) for index in range(count)]  # unused: the memo is off
-    fill_rows(forward, files, transform, keys, [rows], 0, NO_MEMO, "features", batch)
+    fill_rows(
+        forward,
+        files,
+        (transform, keys),
+        outputs=[rows],
+        start=0,
+        memo=NO_MEMO,
+        namespace="features",
+        batch_size=batch,
+    )
     return rows
 
 

@@ -1,15 +1,19 @@
 """How a stage runs its models, from params: the tf.distribute strategy (`distribute`) that
-builds, trains and runs them, and the precision training computes in (`precision`)."""
+builds, trains and runs them, the precision training computes in (`precision`), the seed, and
+whether the memo may be used; stage_context sets them up."""
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from transfer.memo.store import NO_MEMO, Memo, open_memo
 from transfer.models.factories import PROBABILITIES_LAYER
+from transfer.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +103,23 @@ def computing_in(policy: str, model: keras.Model) -> Iterator[None]:
     finally:
         for layer in switched:
             layer.dtype_policy = "float32"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """How a stage runs its models: the strategy, the dtype policy training computes in, and
+    the memo (NO_MEMO where it may not be used)."""
+
+    strategy: tf.distribute.Strategy
+    precision: str
+    memo: Memo
+
+
+def stage_context(params: Params) -> StageContext:
+    """Set up a stage that runs models: the strategy first (before TensorFlow starts), then
+    the seed (the initial weights, shuffling, dropout)."""
+    strategy = strategy_for(params.distribute)
+    keras.utils.set_random_seed(params.seed)
+    # The workers of a cluster must make the same forward calls: no memo there.
+    memo = NO_MEMO if params.distribute == "multi_worker" else open_memo()
+    return StageContext(strategy, precision_for(params.precision), memo)

@@ -13,7 +13,7 @@ def features_file(features_dir: Path, split: str) -> Path:
 
 def views_file(features_dir: Path) -> Path:
     """float32 features of the training images' augmented views, a row each in the order of
-    transfer.variants (the file is absent with `augment.views: 0`)."""
+    transfer.row_order (the file is absent with `augment.views: 0`)."""
     return features_dir / "train_views.npy"
 
 

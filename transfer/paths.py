@@ -4,7 +4,7 @@ from pathlib import Path
 
 DOWNLOADS_DIR = Path("data/downloads")  # downloaded archives, kept so a rerun does not download
 RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, and nothing else
-RAW_INDEX = Path("data/raw.csv")  # each image of RAW_DIR and its SHA-256 (ingest/raw_index.py)
+RAW_INDEX = Path("data/raw.csv")  # each image of RAW_DIR and its SHA-256 (manifests/raw_index.py)
 SKIPPED_REPORT = Path("reports/download/skipped.csv")  # outside RAW_DIR: no class collides
 SPLITS = ("train", "val", "test")
 SPLIT_DIR = Path("data/split")  # <split>.csv for each of SPLITS
@@ -18,7 +18,7 @@ HEAD_TEST_PROBABILITIES = Path("models/head_test_probabilities.npy")
 HEAD_MIRRORED_PROBABILITIES = Path("models/head_test_mirrored_probabilities.npy")  # for TTA
 # finetune's output: the classifier's test probabilities (TEST_PROBABILITIES) and those of the
 # mirrored test images (MIRRORED_PROBABILITIES, for test-time augmentation), and the
-# fine-tuned classifier (FINETUNED_MODEL) when there is one: see transfer/finetuned.py.
+# fine-tuned classifier (FINETUNED_MODEL) when there is one: see transfer/models/head_only.py.
 FINETUNED_DIR = Path("models/finetuned")
 TEST_PROBABILITIES = "test_probabilities.npy"
 MIRRORED_PROBABILITIES = "test_mirrored_probabilities.npy"

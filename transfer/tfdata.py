@@ -60,6 +60,7 @@ def make_dataset(
     files: list[Path],
     batch_size: int,
     shuffle_seed: int | None = None,
+    *,
     transform: ImageTransform | None = None,
     with_filenames: bool = False,
     shuffle_buffer: int = SHUFFLE_BUFFER,

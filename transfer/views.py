@@ -10,12 +10,19 @@ per image per epoch.
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
+from transfer.memo.rows import row_keys
 from transfer.params import AugmentParams
-from transfer.tfdata import ImageTransform
+from transfer.row_order import CLEAN
+from transfer.tfdata import ImageTransform, RecordIndex
+
+# One block of rows: every record of a split, through a transform (None: as it is), with each
+# row's memo key.
+Block = tuple[ImageTransform | None, list[str]]
 
 KEY_BUCKETS = 2**62  # the photo's key's FarmHash fingerprint, the same on every machine
 
@@ -80,7 +87,7 @@ def view_transform(params: AugmentParams, seed: int) -> ImageTransform:
 
 def view_identity(params: AugmentParams, seed: int, view: int) -> dict:
     """What makes view number `view` of a photo what it is, besides the photo: for memo
-    keys (the code that draws it is in memoized.forward_version)."""
+    keys (the code that draws it is in memo.forward_version)."""
     settings = dataclasses.asdict(params)
     del settings["views"]  # how many views there are changes none of them
     return {"view": view, "seed": seed, "augment": settings}
@@ -94,3 +101,28 @@ def fixed_view(transform: ImageTransform, view: int) -> ImageTransform:
 def mirror(image: tf.Tensor, _key: tf.Tensor, _draw: tf.Tensor) -> tf.Tensor:
     """The image mirrored left to right: what test-time augmentation averages in."""
     return tf.image.flip_left_right(tf.cast(image, tf.float32))
+
+
+@dataclass(frozen=True)
+class Views:
+    """The training images' augmented views as every stage draws them: `augment` and the seed."""
+
+    augment: AugmentParams
+    seed: int
+
+    @property
+    def count(self) -> int:
+        """Views of each training image (augment.views)."""
+        return self.augment.views
+
+    def transform(self) -> ImageTransform:
+        """Image -> its view number `draw`: a new view per draw (the ordinary fine-tune)."""
+        return view_transform(self.augment, self.seed)
+
+    def block(self, version: str, index: RecordIndex, variant: int | None) -> Block:
+        """Every record of `index` as `variant` (CLEAN, or a view's number: the cached view
+        of that number), with each row's memo key for a forward pass of `version`."""
+        if variant is CLEAN:
+            return None, row_keys(version, index, CLEAN)
+        identity = view_identity(self.augment, self.seed, variant)
+        return fixed_view(self.transform(), variant), row_keys(version, index, identity)

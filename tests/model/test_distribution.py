@@ -27,6 +27,7 @@ from transfer.models.files import load_model, save_model
 from transfer.params import FinetuneParams
 from transfer.paths import SPLITS
 from transfer.training.backbone import fit_on_images
+from transfer.views import Views
 
 pytestmark = pytest.mark.model
 
@@ -268,11 +269,10 @@ def test_mixed_precision_trains_in_float16_and_leaves_a_float32_model(
         classifier,
         train_only,
         N_CLASSES,
-        params,
-        NO_VIEWS,
-        0,
-        [RecordDtypes()],
-        "mixed_float16",
+        params=params,
+        views=Views(NO_VIEWS, 0),
+        callbacks=[RecordDtypes()],
+        precision="mixed_float16",
     )
     assert dtypes == {
         "optimizer": "LossScaleOptimizer",

@@ -13,6 +13,7 @@ from transfer.models.factories import BACKBONE_LAYER, build_feature_extractor
 from transfer.params import FinetuneParams
 from transfer.training.backbone import fit_on_activations
 from transfer.training.callbacks import training_callbacks
+from transfer.views import Views
 
 pytestmark = pytest.mark.model
 
@@ -66,7 +67,15 @@ def test_fine_tuning_on_litert_activations_gives_the_keras_weights(
         splits = {"train": (shards, 24), "val": (shards, 24)}
         keras.utils.set_random_seed(0)
         fit_on_activations(
-            extractor, head, splits, N_CLASSES, top, params, NO_VIEWS, 0, callbacks, engine
+            extractor,
+            head,
+            splits,
+            N_CLASSES,
+            top=top,
+            params=params,
+            views=Views(NO_VIEWS, 0),
+            callbacks=callbacks,
+            engine=engine,
         )
         trained[engine] = [np.array(w) for w in backbone.weights + head.weights]
     moved = [

@@ -37,6 +37,7 @@ from transfer.training.backbone import fit_on_activations, fit_on_images
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
+from transfer.views import Views
 
 pytestmark = pytest.mark.model
 
@@ -147,11 +148,11 @@ def test_head_learns_separable_features_and_logs_with_dvclive(tmp_path: Path) ->
         feature_batches(features[:200], labels[:200], N_CLASSES, params.batch_size, 0),
         feature_batches(features[200:], labels[200:], N_CLASSES, params.batch_size),
         labels[:200],
-        64,
-        N_CLASSES,
-        params,
-        0,
-        callbacks,
+        width=64,
+        n_classes=N_CLASSES,
+        params=params,
+        seed=0,
+        callbacks=callbacks,
     )
     predicted = head.predict(features[200:], verbose=0).argmax(axis=1)
     assert np.mean(predicted == labels[200:]) > 0.95
@@ -171,7 +172,16 @@ def test_a_whole_epoch_per_graph_call_trains_the_same_head(monkeypatch) -> None:
         training = feature_batches(features[:200], labels[:200], N_CLASSES, params.batch_size, 0)
         validation = feature_batches(features[200:], labels[200:], N_CLASSES, params.batch_size)
         callbacks = training_callbacks(params.patience, None, True, reduce_on_plateau=True)
-        return train_head(training, validation, labels[:200], 16, N_CLASSES, params, 0, callbacks)
+        return train_head(
+            training,
+            validation,
+            labels[:200],
+            width=16,
+            n_classes=N_CLASSES,
+            params=params,
+            seed=0,
+            callbacks=callbacks,
+        )
 
     per_epoch = train()  # 7 steps (the last one partial) per call
     monkeypatch.setattr("transfer.training.head.steps_per_epoch", lambda count, batch_size: 1)
@@ -228,7 +238,16 @@ def test_cached_activation_finetuning_changes_only_the_unfrozen_layers(
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
     splits = {"train": (shards, 24), "val": (shards, 24)}
-    fit_on_activations(extractor, head, splits, N_CLASSES, top, params, NO_VIEWS, 0, callbacks)
+    fit_on_activations(
+        extractor,
+        head,
+        splits,
+        N_CLASSES,
+        top=top,
+        params=params,
+        views=Views(NO_VIEWS, 0),
+        callbacks=callbacks,
+    )
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - unfreeze
     changed_above = False
@@ -252,8 +271,24 @@ def test_finetuning_without_a_validation_split_trains_on_loss(
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, False, reduce_on_plateau=False)
     train_only = {"train": (shards, 24)}
-    fit_on_activations(extractor, head, train_only, N_CLASSES, top, params, NO_VIEWS, 0, callbacks)
-    fit_on_images(classifier, train_only, N_CLASSES, params, NO_VIEWS, 0, callbacks)
+    fit_on_activations(
+        extractor,
+        head,
+        train_only,
+        N_CLASSES,
+        top=top,
+        params=params,
+        views=Views(NO_VIEWS, 0),
+        callbacks=callbacks,
+    )
+    fit_on_images(
+        classifier,
+        train_only,
+        N_CLASSES,
+        params=params,
+        views=Views(NO_VIEWS, 0),
+        callbacks=callbacks,
+    )
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").exists()
 
 
@@ -271,7 +306,9 @@ def test_finetuning_on_images_runs_with_and_without_augmentation(
     live = open_live(tmp_path / "live")
     callbacks = training_callbacks(params.patience, live, True, reduce_on_plateau=False)
     splits = {"train": (shards, 24), "val": (shards, 24)}
-    fit_on_images(classifier, splits, N_CLASSES, params, augment, 0, callbacks)
+    fit_on_images(
+        classifier, splits, N_CLASSES, params=params, views=Views(augment, 0), callbacks=callbacks
+    )
     after = weights_by_layer(backbone)
     cut = len(backbone.layers) - 10
     assert all(

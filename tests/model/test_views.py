@@ -23,7 +23,7 @@ from transfer.training.batches import ViewBatches
 from transfer.training.callbacks import training_callbacks
 from transfer.training.head import feature_batches, train_head
 from transfer.training.live import open_live
-from transfer.views import fixed_view, view_transform
+from transfer.views import Views, fixed_view, view_transform
 
 pytestmark = pytest.mark.model
 AUGMENT = AugmentParams(2, "horizontal", 0.1, 0.1, 0.1, 0.2, 0.1)
@@ -145,11 +145,11 @@ def test_a_head_trains_on_views_and_its_summary_is_the_kept_epoch(tmp_path: Path
         feature_batches(views.astype(np.float32), labels, N_CLASSES, 32, 0),
         feature_batches(val, val_labels, N_CLASSES, 32),
         labels,
-        16,
-        N_CLASSES,
-        params,
-        0,
-        callbacks,
+        width=16,
+        n_classes=N_CLASSES,
+        params=params,
+        seed=0,
+        callbacks=callbacks,
     )
     epochs_run = len(head.history.history["loss"])
     summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
@@ -175,7 +175,16 @@ def fine_tune_on_views(shards: list[Path], memory_mb: int, directory: Path) -> k
     )
     splits = {"train": (shards, 24), "val": (shards, 24)}
     keras.utils.set_random_seed(0)
-    fit_on_activations(extractor, head, splits, N_CLASSES, top, params, AUGMENT, 0, callbacks)
+    fit_on_activations(
+        extractor,
+        head,
+        splits,
+        N_CLASSES,
+        top=top,
+        params=params,
+        views=Views(AUGMENT, 0),
+        callbacks=callbacks,
+    )
     return classifier
 
 
@@ -211,5 +220,12 @@ def test_float16_storage_that_loses_the_activations_is_a_one_line_error(
     params = FinetuneParams(epochs=2, batch_size=8, activation_dtype="float16")
     with pytest.raises(PipelineError, match=r"^finetune.activation_dtype=float16 cannot hold"):
         fit_on_activations(
-            extractor, head, {"train": (shards, 24)}, N_CLASSES, top, params, AUGMENT, 0, []
+            extractor,
+            head,
+            {"train": (shards, 24)},
+            N_CLASSES,
+            top=top,
+            params=params,
+            views=Views(AUGMENT, 0),
+            callbacks=[],
         )

@@ -34,6 +34,7 @@ from transfer.tfdata import read_record_index  # noqa: E402
 from transfer.training.backbone import fit_on_activations, fit_on_images  # noqa: E402
 from transfer.training.callbacks import training_callbacks  # noqa: E402
 from transfer.training.head import feature_batches, train_head  # noqa: E402
+from transfer.views import Views  # noqa: E402
 
 COUNT = 24  # images in the shards (tests/model/conftest.py)
 # No dropout: each replica draws its own masks, so the runs could not agree. Under a strategy
@@ -82,7 +83,16 @@ def head(strategy: tf.distribute.Strategy, shards: list[Path], out: Path) -> dic
     val = feature_batches(rows[200:], labels[200:], N_CLASSES, HEAD.batch_size)
     callbacks = training_callbacks(HEAD.patience, None, True, reduce_on_plateau=True)
     with strategy.scope():
-        model = train_head(train, val, labels[:200], 16, N_CLASSES, HEAD, 0, callbacks)
+        model = train_head(
+            train,
+            val,
+            labels[:200],
+            width=16,
+            n_classes=N_CLASSES,
+            params=HEAD,
+            seed=0,
+            callbacks=callbacks,
+        )
     return {
         "predictions": model.predict(rows[200:], verbose=0),
         "loss": np.array(model.history.history["loss"]),
@@ -104,12 +114,24 @@ def finetune(strategy: tf.distribute.Strategy, shards: list[Path], on_images: bo
         keras.utils.set_random_seed(0)
         if on_images:
             fit_on_images(
-                classifier, {"train": (shards, COUNT)}, N_CLASSES, FINETUNE, NO_VIEWS, 0, callbacks
+                classifier,
+                {"train": (shards, COUNT)},
+                N_CLASSES,
+                params=FINETUNE,
+                views=Views(NO_VIEWS, 0),
+                callbacks=callbacks,
             )
         else:
             train_only = {"train": (shards, COUNT)}
             fit_on_activations(
-                extractor, head, train_only, N_CLASSES, top, FINETUNE, NO_VIEWS, 0, callbacks
+                extractor,
+                head,
+                train_only,
+                N_CLASSES,
+                top=top,
+                params=FINETUNE,
+                views=Views(NO_VIEWS, 0),
+                callbacks=callbacks,
             )
     after = [np.array(w) for w in classifier.trainable_weights]
     return {

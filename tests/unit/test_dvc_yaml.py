@@ -97,3 +97,50 @@ def test_evaluate_and_a_head_only_finetune_do_not_load_tensorflow() -> None:
     result = run_command([sys.executable, "-c", code], ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+CODE_FOLDERS = ("transfer", "stages", "bench")
+MAX_FUNCTION_LINES = 60
+MAX_POSITIONAL = 6
+
+
+@pytest.mark.parametrize("folder", CODE_FOLDERS)
+def test_functions_are_short_and_take_keywords_beyond_a_few_values(folder: str) -> None:
+    """A function that needs more is usually two functions or one dataclass."""
+    too_long = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+            lines = node.end_lineno - node.lineno + 1
+            positional = [
+                a for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")
+            ]
+            if lines > MAX_FUNCTION_LINES:
+                too_long.append(f"{where}: {lines} lines")
+            if len(positional) > MAX_POSITIONAL:
+                too_long.append(f"{where}: {len(positional)} positional parameters")
+    assert not too_long
+
+
+def test_every_benchmark_imports_and_says_how_to_run_it() -> None:
+    """A benchmark that no longer imports (a function it calls renamed) fails here, not in
+    the hands of the next person who runs it. One process: TensorFlow starts once."""
+    scripts = sorted(path.stem for path in (ROOT / "bench").glob("*.py"))
+    code = (
+        "import contextlib, importlib, io, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    module = importlib.import_module(f'bench.{name}')\n"
+        "    if not hasattr(module, 'main'):\n"
+        "        continue\n"
+        "    sys.argv, usage = [name, '--help'], io.StringIO()\n"
+        "    with contextlib.redirect_stdout(usage), contextlib.suppress(SystemExit):\n"
+        "        module.main()\n"
+        "    print(name, 'usage:' in usage.getvalue())\n"
+    )
+    result = run_command([sys.executable, "-c", code, *scripts], ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = dict(line.split() for line in result.stdout.splitlines())
+    assert {"bench", "data_changes", "extract_speed", "scale_memory"} <= set(answers)
+    assert all(answer == "True" for answer in answers.values()), answers

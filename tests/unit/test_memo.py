@@ -1,12 +1,18 @@
 """The per-image memo: whole, checked entries; damaged ones miss; pruning; where it lives."""
 
 import os
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from bench.sandbox import run_command
+from tests.helpers import ROOT
+from transfer.memo import code_version as code_version_module
+from transfer.memo.code_version import code_version, imported_modules, module_file
 from transfer.memo.command import prune
+from transfer.memo.forward_version import FORWARD_ROOTS
 from transfer.memo.store import HEADER, MEMO_ENV, Memo, key, memo_dir
 
 
@@ -98,3 +104,59 @@ def test_it_lives_at_the_root_dvc_names_unless_told(
     assert memo_dir() == tmp_path / "shared"
     monkeypatch.setenv(MEMO_ENV, "off")
     assert memo_dir() is None
+
+
+# Modules that the stages computing frozen forward passes load but that shape no row: where
+# outputs go (cluster, models.files), how a stage runs (distribution: the strategy, whose
+# engine is in the key), and training on the rows once they are made. A module the stages
+# load that is neither here nor found from FORWARD_ROOTS fails the test below: either it
+# shapes rows and the key must see it, or it is named here.
+SHAPES_NO_ROW = {
+    "transfer.cluster",
+    "transfer.distribution",
+    "transfer.models.files",
+    "transfer.training.backbone",
+    "transfer.training.batches",
+    "transfer.training.callbacks",
+    "transfer.training.head",
+}
+
+
+def test_the_forward_key_holds_every_module_the_stages_load_that_shapes_a_row() -> None:
+    """Loaded in a process of its own: what `extract` and the fine-tune actually import."""
+    code = (
+        "import sys, stages.extract, transfer.training.backbone; "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'transfer'))"
+    )
+    result = run_command([sys.executable, "-c", code], ROOT)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    keyed = set(imported_modules(*FORWARD_ROOTS))
+    assert {"transfer.models.backbones", "transfer.views", "transfer.tfdata"} <= keyed
+    assert not SHAPES_NO_ROW & keyed, "named as shaping no row, yet in the key"
+    assert not loaded - keyed - SHAPES_NO_ROW, "loaded, shapes rows, not in the key"
+
+
+def test_an_edit_to_a_module_the_key_holds_changes_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = code_version(*FORWARD_ROOTS)
+    edited = tmp_path / "backbones.py"
+    source = module_file("transfer.models.backbones")
+    edited.write_text(source.read_text() + "\n# a preprocessing change\n")
+    original = code_version_module.module_file
+
+    def redirected(module: str) -> Path:
+        return edited if module == "transfer.models.backbones" else original(module)
+
+    monkeypatch.setattr(code_version_module, "module_file", redirected)
+    assert code_version(*FORWARD_ROOTS) != before
+    monkeypatch.setattr(code_version_module, "module_file", original)
+    assert code_version(*FORWARD_ROOTS) == before
+
+
+def test_the_import_check_and_the_resized_images_key_their_own_code() -> None:
+    assert imported_modules("transfer.image_files") == ["transfer", "transfer.image_files"]
+    encoding = imported_modules("transfer.records.encoding")
+    assert {"transfer.image_files", "transfer.records.schema"} <= set(encoding)
+    assert "transfer.models.backbones" not in encoding  # resizing runs no model

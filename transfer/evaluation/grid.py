@@ -15,6 +15,7 @@ def draw_grid(
     raw_dir: Path,
     paths: list[str],
     labels: np.ndarray,
+    *,
     predicted: np.ndarray,
     confidence: np.ndarray,
     classes: list[str],

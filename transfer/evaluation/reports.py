@@ -12,6 +12,7 @@ def write_reports(
     confusion_file: Path,
     predictions_file: Path,
     picture_file: Path,
+    *,
     classes: list[str],
     raw_dir: Path,
     labels: np.ndarray,
@@ -37,6 +38,14 @@ def write_reports(
             for path, a, p, c in zip(paths, labels, predicted, confidence, strict=True)
         ],
     )
-    grid = draw_grid(raw_dir, paths, labels, predicted, confidence, classes, grid_images)
+    grid = draw_grid(
+        raw_dir,
+        paths,
+        labels,
+        predicted=predicted,
+        confidence=confidence,
+        classes=classes,
+        count=grid_images,
+    )
     with atomic_output(picture_file) as path:
         grid.save(path, format="PNG")

@@ -51,17 +51,7 @@ def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path
     name = Path(urlparse(url).path).name or "download"
     target = downloads_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     validators = _validators_file(target)
-    conditions = {}
-    if target.exists() and validators.exists():
-        saved = json.loads(validators.read_text())
-        conditions = {
-            header: saved[field]
-            for header, field in (
-                ("If-None-Match", "ETag"),
-                ("If-Modified-Since", "Last-Modified"),
-            )
-            if saved.get(field)
-        }
+    conditions = _conditions(validators) if target.exists() else {}
     offline_hint = (
         "set data.source in params.yaml to a local folder of class subfolders "
         "or a local .tgz/.zip archive"
@@ -82,27 +72,44 @@ def download(url: str, downloads_dir: Path, expected_sha256: str | None) -> Path
         raise PipelineError(f"cannot download {url} ({reason}); {offline_hint}") from None
     # atomic_output deletes the partial file on any error, so a failed download leaves nothing.
     with response, atomic_output(target) as partial:
-        try:
-            with partial.open("wb") as file:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=f"downloading {name}"
-                ) as bar:
-                    while chunk := response.read(CHUNK_BYTES):
-                        file.write(chunk)
-                        bar.update(len(chunk))
-                if total is not None and bar.n != total:
-                    raise http.client.IncompleteRead(b"", total - bar.n)
-        except http.client.IncompleteRead as error:
-            raise PipelineError(
-                f"download of {url} was cut short ({error.expected} bytes missing); run it again"
-            ) from None
-        except (http.client.HTTPException, OSError) as error:
-            raise PipelineError(f"download of {url} failed ({error}); run it again") from None
+        _save_body(response, partial, url)
         check_sha256(partial, expected_sha256, url)
     served = {field: response.headers.get(field) for field in ("ETag", "Last-Modified")}
     write_json(validators, served)
     return target
+
+
+def _conditions(validators: Path) -> dict[str, str]:
+    """The headers of a conditional GET, from the validators the server gave last time."""
+    if not validators.exists():
+        return {}
+    saved = json.loads(validators.read_text())
+    return {
+        header: saved[field]
+        for header, field in (("If-None-Match", "ETag"), ("If-Modified-Since", "Last-Modified"))
+        if saved.get(field)
+    }
+
+
+def _save_body(response: http.client.HTTPResponse, partial: Path, url: str) -> None:
+    """Write the response's body to `partial`, with a progress bar; a body cut short or a
+    failed read is a one-line error."""
+    name = Path(urlparse(url).path).name or "download"
+    try:
+        with partial.open("wb") as file:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    file.write(chunk)
+                    bar.update(len(chunk))
+            if total is not None and bar.n != total:
+                raise http.client.IncompleteRead(b"", total - bar.n)
+    except http.client.IncompleteRead as error:
+        raise PipelineError(
+            f"download of {url} was cut short ({error.expected} bytes missing); run it again"
+        ) from None
+    except (http.client.HTTPException, OSError) as error:
+        raise PipelineError(f"download of {url} failed ({error}); run it again") from None
 
 
 def _checked(target: Path, expected_sha256: str | None, why: str) -> Path:

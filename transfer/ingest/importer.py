@@ -203,17 +203,11 @@ class _Pending:
     check: Future
 
 
-def import_images(
-    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int, memo: Memo = NO_MEMO
-) -> ImportReport:
-    """Write every usable image of `listing` to out_dir/<class>/...; report the rest.
-
-    Entries are taken in the listing's order; of two whose names collide, the first usable
-    one is kept. Each image is decoded to check it unless the memo has the verdict on its
-    bytes.
-    """
-    version = key(code_version("transfer.image_files"), PIL.__version__, max_pixels)
-    report = ImportReport()
+def image_candidates(
+    listing: Listing, report: ImportReport
+) -> list[tuple[tuple[str, ...], Entry]]:
+    """(path under the class root, entry) of each visible entry inside a class folder with an
+    image's name; the others are counted as ignored or reported as skipped."""
     report.skipped += [(printable((name,)), reason) for name, reason in listing.refused]
     visible = [e for e in listing.entries if not any(is_hidden(p) for p in e.parts)]
     report.ignored = len(listing.entries) - len(visible)
@@ -228,34 +222,79 @@ def import_images(
             report.skipped.append((printable(entry.parts), f"not an image file ({suffix})"))
         else:
             candidates.append((relative, entry))
-    claims = NameClaims(folds_case(out_dir))
-    pending: deque[_Pending] = deque()
-    waiting_bytes = waiting_pixels = 0  # of the entries in `pending`
+    return candidates
 
-    def finish_oldest() -> None:
-        nonlocal waiting_bytes, waiting_pixels
-        item = pending.popleft()
-        waiting_bytes -= len(item.data)
-        waiting_pixels -= item.pixels
-        reason = item.check.result() or claims.collision(item.relative)
-        reason = reason or _write(out_dir, item.relative, item.data)
+
+class _WriteQueue:
+    """Images whose check is under way, bounded in bytes, pixels and count, and written (or
+    reported) in the listing's order once checked."""
+
+    def __init__(
+        self, out_dir: Path, report: ImportReport, bar: tqdm, *, max_bytes: int, max_pixels: int
+    ) -> None:
+        self.out_dir, self.report, self.bar = out_dir, report, bar
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.claims = NameClaims(folds_case(out_dir))
+        self.pending: deque[_Pending] = deque()
+        self.waiting_bytes = self.waiting_pixels = 0  # of the entries in `pending`
+
+    def make_room(self, size: int, pixels: int) -> None:
+        """Finish the oldest checks until an image of `size` bytes and `pixels` fits."""
+        while self.pending and (
+            self.waiting_bytes + size > self.max_bytes
+            or self.waiting_pixels + pixels > self.max_pixels
+            or len(self.pending) >= MAX_PENDING
+        ):
+            self.finish_oldest()
+
+    def append(self, item: _Pending) -> None:
+        self.waiting_bytes += len(item.data)
+        self.waiting_pixels += item.pixels
+        self.pending.append(item)
+
+    def finish_oldest(self) -> None:
+        item = self.pending.popleft()
+        self.waiting_bytes -= len(item.data)
+        self.waiting_pixels -= item.pixels
+        reason = item.check.result() or self.claims.collision(item.relative)
+        reason = reason or _write(self.out_dir, item.relative, item.data)
         if reason:
-            report.skipped.append((printable(item.parts), reason))
+            self.report.skipped.append((printable(item.parts), reason))
         else:
-            claims.add(item.relative)
-            report.kept[item.relative[0]] += 1
-        bar.update(1)
+            self.claims.add(item.relative)
+            self.report.kept[item.relative[0]] += 1
+        self.bar.update(1)
 
+
+def _read(entry: Entry, max_file_bytes: int) -> tuple[bytearray, str | None]:
+    """The entry's bytes, or why they cannot be used."""
+    reason = _name_problem(entry.parts)
+    if reason is not None:
+        return bytearray(), reason
+    try:
+        return read_bounded(entry, max_file_bytes), None
+    except TooLarge:
+        return bytearray(), f"larger than data.max_file_mb={max_file_bytes >> 20}"
+    except READ_ERRORS as error:
+        return bytearray(), f"cannot read ({error})"
+
+
+def import_images(
+    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int, memo: Memo = NO_MEMO
+) -> ImportReport:
+    """Write every usable image of `listing` to out_dir/<class>/...; report the rest.
+
+    Entries are taken in the listing's order; of two whose names collide, the first usable
+    one is kept. Each image is decoded to check it unless the memo has the verdict on its
+    bytes.
+    """
+    version = key(code_version("transfer.image_files"), PIL.__version__, max_pixels)
+    report = ImportReport()
+    candidates = image_candidates(listing, report)
     with ThreadPoolExecutor() as pool, tqdm(total=len(candidates), desc="checking images") as bar:
+        queue = _WriteQueue(out_dir, report, bar, max_bytes=max_file_bytes, max_pixels=max_pixels)
         for relative, entry in candidates:
-            reason = _name_problem(entry.parts)
-            if reason is None:
-                try:
-                    data = read_bounded(entry, max_file_bytes)
-                except TooLarge:
-                    reason = f"larger than data.max_file_mb={max_file_bytes >> 20}"
-                except READ_ERRORS as error:
-                    reason = f"cannot read ({error})"
+            data, reason = _read(entry, max_file_bytes)
             if reason:
                 report.skipped.append((printable(entry.parts), reason))
                 bar.update(1)
@@ -264,29 +303,27 @@ def import_images(
             verdict = memo.get(MEMO_SPACE, entry_key)
             pixels = declared_pixels(data) if verdict is None else 0  # 0: not decoded
             pixels = pixels if pixels <= max_pixels else 0  # refused from its header, undecoded
-            while pending and (
-                waiting_bytes + len(data) > max_file_bytes
-                or waiting_pixels + pixels > max_pixels
-                or len(pending) >= MAX_PENDING
-            ):
-                finish_oldest()
-            waiting_bytes += len(data)
-            waiting_pixels += pixels
+            queue.make_room(len(data), pixels)
             if verdict is None:
                 check = pool.submit(_check, data, max_pixels, memo, entry_key)
             else:
                 check = _known(verdict)
-            pending.append(_Pending(entry.parts, relative, data, pixels, check))
-        while pending:
-            finish_oldest()
-    for name in sorted({relative[0] for relative, _ in candidates} - set(report.kept)):
+            queue.append(_Pending(entry.parts, relative, data, pixels, check))
+        while queue.pending:
+            queue.finish_oldest()
+    _check_classes(report, {relative[0] for relative, _ in candidates})
+    return report
+
+
+def _check_classes(report: ImportReport, folders: set[str]) -> None:
+    """Warn of class folders with no usable image; fail with fewer than 2 classes."""
+    for name in sorted(folders - set(report.kept)):
         log.warning("class folder %s has no usable image and is left out", name)
     if len(report.kept) < 2:
         found = ", ".join(sorted(report.kept)) or "none"
         raise PipelineError(
             f"data.source needs at least 2 class folders with usable images, found {found}"
         )
-    return report
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> None:

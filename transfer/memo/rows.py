@@ -59,8 +59,8 @@ def unpack(payload: bytes, count: int) -> list[np.ndarray] | None:
 def fill_rows(
     forward: Callable[[Any], Any],
     files: list[Path],
-    transform: ImageTransform | None,
-    keys: Sequence[str],
+    block: tuple[ImageTransform | None, Sequence[str]],
+    *,
     outputs: Sequence[Any],
     start: int,
     memo: Memo,
@@ -70,12 +70,13 @@ def fill_rows(
     """Write rows start, start + 1, ... of `outputs` (one array per output of `forward`, or
     anything that takes `array[a:b] = rows` in order, such as an NpyWriter): row i is
     `forward`'s output for the i-th image of the TFRecord `files` (in the cached order),
-    `transform`ed if given, whose memo key is keys[i].
+    through the `block`'s transform if it has one, whose memo key is the block's keys[i].
 
     Entries missing from the memo are computed in batches of `batch_size`, only those images
     read and decoded, and stored; an entry that disappears or fails its check between the
     look-up and the read is computed alone.
     """
+    transform, keys = block
     missing = np.array([not memo.has(namespace, entry) for entry in keys], dtype=bool)
     computed = _computed_rows(forward, files, transform, missing, batch_size)
     progress = keras.utils.Progbar(
@@ -108,8 +109,8 @@ def fill_rows(
 def store_rows(
     forward: Callable[[Any], Any],
     files: list[Path],
-    transform: ImageTransform | None,
-    keys: Sequence[str],
+    block: tuple[ImageTransform | None, Sequence[str]],
+    *,
     memo: Memo,
     namespace: str,
     batch_size: int,
@@ -119,6 +120,7 @@ def store_rows(
     (none with the memo off: there is nowhere to keep them)."""
     if memo.root is None:
         return 0
+    transform, keys = block
     missing = np.array([not memo.has(namespace, entry) for entry in keys], dtype=bool)
     entries = (entry for entry, absent in zip(keys, missing, strict=True) if absent)
     computed = 0

@@ -43,6 +43,7 @@ def encode_records(
     photos: list[Photo],
     raw_dir: Path,
     classes: list[str],
+    *,
     size: int,
     quality: int,
     memo: Memo,

@@ -16,19 +16,13 @@ from transfer.errors import PipelineError
 from transfer.inference import NpyWriter
 from transfer.litert import engine_for, frozen_forward
 from transfer.memo.forward_version import forward_version
-from transfer.memo.rows import built_on_first_call, fill_rows, row_keys
+from transfer.memo.rows import built_on_first_call, fill_rows
 from transfer.memo.store import Memo, MemoCount
 from transfer.models.cut import below_cut
-from transfer.params import AugmentParams
-from transfer.row_order import CLEAN, TrainingVariants
-from transfer.tfdata import ImageTransform, RecordIndex
-from transfer.views import fixed_view, view_identity, view_transform
+from transfer.views import Block
 
 SAMPLE_ROWS = 256  # rows of the cache check_stored looks at
 MEMO_SPACE = "activations"
-# One block of rows: every record of the split, through a transform (None: as it is), with
-# each row's memo key.
-Block = tuple[ImageTransform | None, Sequence[str]]
 
 
 def below_cut_forward(
@@ -45,28 +39,6 @@ def below_cut_forward(
     return forward, version
 
 
-def variant_blocks(
-    version: str,
-    index: RecordIndex,
-    variants: TrainingVariants,
-    augment: AugmentParams,
-    seed: int,
-) -> list[Block]:
-    """The blocks of every variant of the `index`'s records, in the rows' order of
-    `variants`: the clean images, then each augmented view (the ones extract draws), with
-    each row's memo key for a forward pass of `version`."""
-    transform = view_transform(augment, seed)
-    return [
-        (None, row_keys(version, index, CLEAN))
-        if block is CLEAN
-        else (
-            fixed_view(transform, block),
-            row_keys(version, index, view_identity(augment, seed, block)),
-        )
-        for block in variants.blocks
-    ]
-
-
 def activation_bytes(lower: keras.Model, count: int, dtype: str) -> int:
     """Bytes the cached activations of `count` images take stored as `dtype`."""
     per_image = sum(math.prod(tensor.shape[1:]) for tensor in lower.outputs)
@@ -77,6 +49,7 @@ def cache_activations(
     forward: Callable[[Any], Any],
     files: list[Path],
     blocks: Sequence[Block],
+    *,
     lower: keras.Model,
     directory: Path | None,
     dtype: str,
@@ -105,12 +78,13 @@ def cache_activations(
                 for file, shape in zip(files_out, shapes, strict=True)
             ]
         start = 0
-        for transform, keys in blocks:
+        for block in blocks:
             done = fill_rows(
-                forward, files, transform, keys, outputs, start, memo, MEMO_SPACE, batch_size
-            )
+                forward, files, block, outputs=outputs, start=start, memo=memo,
+                namespace=MEMO_SPACE, batch_size=batch_size,
+            )  # fmt: skip
             count.add(done)
-            start += len(keys)
+            start += len(block[1])
     if directory is not None:
         outputs = [np.load(file, mmap_mode="r") for file in files_out]
     return tuple(outputs), count

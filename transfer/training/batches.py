@@ -12,7 +12,7 @@ from transfer.row_order import TrainingVariants
 
 class ViewBatches(keras.utils.PyDataset):
     """Batches of (inputs, one-hot labels) from arrays of the images' variants, in the rows'
-    order of `variants` (transfer.variants), and the images' `labels`.
+    order of `variants` (transfer.row_order), and the images' `labels`.
 
     With `shuffle_seed`, every epoch visits each image once, in a new order, as a seeded random
     one of its variants; without, it gives the clean rows in order. Arrays may be memory maps,

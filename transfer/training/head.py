@@ -23,7 +23,7 @@ def feature_batches(
     """Batches of (features, one-hot labels); with `shuffle_seed`, a new order every epoch.
 
     The training rows are each image's clean features and each augmented view's, every one a
-    sample of the epoch (variants.load_training_variants); measured against a seeded choice of
+    sample of the epoch (row_order.load_training_variants); measured against a seeded choice of
     one view per image per epoch, this was as good or better (see the README). The shuffle
     holds every row, so each epoch is a seeded permutation that depends only on the seed and
     the count. Build it after keras.utils.set_random_seed: tf.data combines the seed with the
@@ -46,6 +46,7 @@ def train_head(
     train: tf.data.Dataset | keras.utils.PyDataset,
     val: tf.data.Dataset | keras.utils.PyDataset | None,
     train_labels: np.ndarray,
+    *,
     width: int,
     n_classes: int,
     params: HeadParams,
