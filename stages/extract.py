@@ -9,10 +9,10 @@ from transfer.cluster import output_root
 from transfer.distribution import stage_context
 from transfer.errors import run_main
 from transfer.extraction import FrozenForward, extract_features
+from transfer.frozen.rows import built_on_first_call
+from transfer.frozen.version import forward_version
 from transfer.litert import engine_for, frozen_forward
 from transfer.manifests.cache_meta import read_cache_meta
-from transfer.memo.forward_version import forward_version
-from transfer.memo.rows import built_on_first_call
 from transfer.models.factories import build_feature_extractor
 from transfer.models.files import save_model
 from transfer.params import load_params

@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from bench.sandbox import run_command, run_measured
-from transfer.memo.rows import fill_rows
+from transfer.frozen.rows import fill_rows
 from transfer.memo.store import NO_MEMO
 from transfer.models.factories import build_classifier, build_feature_extractor, build_head
 from transfer.models.files import load_model, save_model

@@ -12,9 +12,9 @@ import numpy as np
 
 from transfer.atomic import write_json
 from transfer.features import features_file, labels_file, mirrored_file, paths_file, views_file
+from transfer.frozen.rows import fill_rows, row_keys, store_rows
 from transfer.inference import NpyWriter
 from transfer.manifests.cache_meta import CacheMeta
-from transfer.memo.rows import fill_rows, row_keys, store_rows
 from transfer.memo.store import Memo, MemoCount
 from transfer.paths import SPLITS
 from transfer.row_order import CLEAN, TrainingVariants
@@ -30,7 +30,7 @@ MIRROR = "mirror"
 @dataclass(frozen=True)
 class FrozenForward:
     """A frozen forward pass as `extract` runs it: `call` maps a batch of pixels to `width`
-    features; `version` (memo.forward_version) says what shapes them; `batch_size` images
+    features; `version` (frozen.version) says what shapes them; `batch_size` images
     a call."""
 
     call: Any

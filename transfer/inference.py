@@ -1,6 +1,6 @@
 """Run a model over a dataset in batches: one traced call (or one split across a distribution
 strategy's replicas), outputs in arrays, a Keras progress bar; and the writer that streams
-rows into a .npy file (memo.rows.fill_rows writes the frozen forward passes' rows with it)."""
+rows into a .npy file (frozen.rows.fill_rows writes the frozen forward passes' rows with it)."""
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager

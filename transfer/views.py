@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from transfer.memo.rows import row_keys
+from transfer.frozen.rows import row_keys
 from transfer.params import AugmentParams
 from transfer.row_order import CLEAN
 from transfer.tfdata import ImageTransform, RecordIndex
@@ -87,7 +87,7 @@ def view_transform(params: AugmentParams, seed: int) -> ImageTransform:
 
 def view_identity(params: AugmentParams, seed: int, view: int) -> dict:
     """What makes view number `view` of a photo what it is, besides the photo: for memo
-    keys (the code that draws it is in memo.forward_version)."""
+    keys (the code that draws it is in frozen.version)."""
     settings = dataclasses.asdict(params)
     del settings["views"]  # how many views there are changes none of them
     return {"view": view, "seed": seed, "augment": settings}

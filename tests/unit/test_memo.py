@@ -9,10 +9,10 @@ import pytest
 
 from bench.sandbox import run_command
 from tests.helpers import ROOT
+from transfer.frozen.version import FORWARD_ROOTS
 from transfer.memo import code_version as code_version_module
 from transfer.memo.code_version import code_version, imported_modules, module_file
 from transfer.memo.command import prune
-from transfer.memo.forward_version import FORWARD_ROOTS
 from transfer.memo.store import HEADER, MEMO_ENV, Memo, key, memo_dir
 
 

@@ -1,1 +1,1 @@
-"""The per-image memo: its store, the keys of its rows, and the `memo` command."""
+"""The per-image memo: its store, the code version in its keys, and the `memo` command."""

@@ -13,10 +13,10 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.errors import PipelineError
+from transfer.frozen.rows import built_on_first_call, fill_rows
+from transfer.frozen.version import forward_version
 from transfer.inference import NpyWriter
 from transfer.litert import engine_for, frozen_forward
-from transfer.memo.forward_version import forward_version
-from transfer.memo.rows import built_on_first_call, fill_rows
 from transfer.memo.store import Memo, MemoCount
 from transfer.models.cut import below_cut
 from transfer.views import Block

@@ -12,14 +12,14 @@ from transfer.memo.code_version import code_version
 from transfer.memo.store import key
 
 # The modules that make a frozen forward pass's rows: extract's and the fine-tune's own
-# (which transform goes with which row key), the rows' reading and order (memo.rows, tfdata),
+# (which transform goes with which row key), the rows' reading and order (frozen.rows, tfdata),
 # the augmented views, the engine, and the models with their cut. Everything they import is
 # found from them (code_version); tests/unit/test_memo.py checks that every module the
 # stages load is either found or named there as shaping no row.
 FORWARD_ROOTS = (
     "transfer.extraction",
     "transfer.training.activation_cache",
-    "transfer.memo.rows",
+    "transfer.frozen.rows",
     "transfer.views",
     "transfer.litert",
     "transfer.models.factories",
