@@ -22,9 +22,15 @@ def main() -> None:
         raw_dir.mkdir()
         max_file_bytes = params.data.max_file_mb << 20
         report = import_images(
-            listing, raw_dir, params.data.max_pixels, max_file_bytes, open_memo()
+            listing,
+            raw_dir,
+            params.data.max_pixels,
+            max_file_bytes,
+            open_memo(),
+            labels=params.data.labels,
         )
-    write_raw_index(RAW_DIR, RAW_INDEX)
+    placed = {"/".join(p.path): (p.label, p.split) for p in report.placed}
+    write_raw_index(RAW_DIR, RAW_INDEX, placed)
     write_skipped_report(SKIPPED_REPORT, report.skipped)
     log.info(report.summary(SKIPPED_REPORT))
 

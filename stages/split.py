@@ -1,5 +1,6 @@
-"""Stage `split`: label the photos (their folder's class, or corrections.csv's) and assign each
-to train, val or test by a hash of its content and the split's seed."""
+"""Stage `split`: label the photos (as data/raw.csv gives them, or as corrections.csv corrects
+them) and put each in train, val or test: its given split, or by a hash of its content and the
+split's seed."""
 
 import logging
 
@@ -17,12 +18,18 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     params = load_params()
-    hashes = read_raw_index(RAW_INDEX)
+    raw = read_raw_index(RAW_INDEX)
     corrections = read_corrections(CORRECTIONS_FILE)
-    folders = {path: path.split("/")[0] for path in hashes}
-    labels = apply_corrections(folders, corrections, CORRECTIONS_FILE)
-    photos = [Photo(path, labels[path], hashes[path]) for path in labels]
-    splits = split_images(photos, params.split_seed, params.split.val, params.split.test)
+    given = {path: image.label for path, image in raw.items()}
+    labels = apply_corrections(given, corrections, CORRECTIONS_FILE)
+    photos = [Photo(path, labels[path], raw[path].sha256) for path in labels]
+    splits = split_images(
+        photos,
+        params.split_seed,
+        params.split.val,
+        params.split.test,
+        given={path: raw[path].split for path in labels},
+    )
     with atomic_output(SPLIT_DIR) as split_dir:
         split_dir.mkdir()
         for name, images in splits.items():

@@ -41,9 +41,12 @@ class DataParams:
     sha256: str | None = None
     max_pixels: int = 50_000_000
     max_file_mb: int = 100
+    labels: str | None = None  # a labels CSV inside data.source (transfer/ingest/layout.py)
 
     def __post_init__(self) -> None:
         _require(bool(self.source.strip()), "data.source", "a URL or a path", self.source)
+        if self.labels is not None:
+            _require(bool(self.labels.strip()), "data.labels", "a CSV's path or null", self.labels)
         if self.sha256 is not None:
             digits = self.sha256.lower()
             is_hex = len(digits) == 64 and all(c in "0123456789abcdef" for c in digits)

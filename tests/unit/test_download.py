@@ -74,7 +74,7 @@ def test_messy_folder_keeps_good_images_and_reports_the_rest(tmp_path: Path) -> 
 
 
 def test_single_top_folder_is_unwrapped(tmp_path: Path) -> None:
-    make_image_folder(tmp_path / "src" / "flower_photos", per_class=1)
+    make_image_folder(tmp_path / "src" / "flower_photos", per_class=2)
     (tmp_path / "src" / "flower_photos" / "LICENSE.txt").write_text("licence")
     assert find_class_root(
         [("flower_photos", "cat", "a.jpg"), ("flower_photos", "dog", "b.jpg")]
@@ -85,9 +85,7 @@ def test_single_top_folder_is_unwrapped(tmp_path: Path) -> None:
 
 def test_fewer_than_two_classes_is_a_one_line_error(tmp_path: Path) -> None:
     write_image(tmp_path / "src" / "cat" / "a.jpg", (1, 2, 3), 0)
-    with pytest.raises(
-        PipelineError, match="at least 2 class folders with usable images, found cat"
-    ):
+    with pytest.raises(PipelineError, match="at least 2 classes with usable images, found cat"):
         import_source(tmp_path / "src", tmp_path / "raw")
 
 

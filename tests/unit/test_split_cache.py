@@ -26,6 +26,13 @@ def photo(path: str, label: str | None = None, content: str | None = None) -> Ph
     return Photo(path, label or path.split("/")[0], digest)
 
 
+def reindex() -> None:
+    """data/raw.csv of a class-folder data/raw, as download writes it."""
+    raw = Path("data/raw")
+    placed = {path: (path.split("/")[0], None) for path in list_images(raw)}
+    write_raw_index(raw, Path("data/raw.csv"), placed)
+
+
 def where(splits: dict[str, list[Photo]]) -> dict[str, str]:
     return {photo.path: name for name, photos in splits.items() for photo in photos}
 
@@ -92,7 +99,10 @@ def test_split_files_are_readable_lists(project: Path) -> None:
     assert total == len(list_images(Path("data/raw"))) == 24
     index = read_raw_index(Path("data/raw.csv"))  # what split read: every image, hashed
     assert list(index) == list_images(Path("data/raw"))
-    assert all(index[path] == sha256_of(Path("data/raw") / path) for path in index)
+    assert all(index[path].sha256 == sha256_of(Path("data/raw") / path) for path in index)
+    assert all(
+        index[path].label == path.split("/")[0] and index[path].split is None for path in index
+    )
 
 
 def test_cache_twice_gives_identical_bytes_in_bounded_shards(
@@ -132,7 +142,7 @@ def test_failed_stage_leaves_no_output_and_a_stale_partial_is_cleared(project: P
     complete = {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()}
     write_image(Path("data/raw/cat/img_00.jpg"), (0, 0, 0), 0)  # a changed input ...
     Path("data/raw/dog/img_03.jpg").write_bytes(b"garbage")  # ... and one that breaks it
-    write_raw_index(Path("data/raw"), Path("data/raw.csv"))  # as download would
+    reindex()  # as download would
     split.main()  # new keys: the memo has neither
     with pytest.raises(PipelineError, match=r"^data/raw/dog/img_03.jpg: not an image.*dvc repro"):
         cache.main()
@@ -140,7 +150,7 @@ def test_failed_stage_leaves_no_output_and_a_stale_partial_is_cleared(project: P
     # The previous complete output is untouched, not half-overwritten.
     assert {p.name: p.read_bytes() for p in CACHE_DIR.iterdir()} == complete
     Path("data/raw/dog/img_03.jpg").unlink()
-    write_raw_index(Path("data/raw"), Path("data/raw.csv"))
+    reindex()
     split.main()
     write_image(Path("data/raw/cat/img_00.jpg"), (9, 9, 9), 9)  # changed after the split
     with pytest.raises(PipelineError, match=r"^data/raw/cat/img_00.jpg changed since the split"):

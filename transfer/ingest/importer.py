@@ -1,4 +1,5 @@
-"""Import a source's usable images into <out>/<class>/<image>, and report what was skipped.
+"""Import a source's usable images into <out>/<path>, each placed as its layout says, and report
+what was skipped.
 
 Memory is bounded by design: entries are read in chunks up to data.max_file_mb, at most that
 many bytes wait to be checked beside the entry being read (so twice data.max_file_mb in all),
@@ -37,6 +38,16 @@ from transfer.ingest.archives import (
     read_bounded,
 )
 from transfer.ingest.fetch import check_sha256, download, is_url
+from transfer.ingest.layout import (
+    LabelsFile,
+    Placement,
+    check_classes,
+    find_class_root,
+    folder_placement,
+    is_split_layout,
+    labels_entry_parts,
+    read_labels,
+)
 from transfer.memo.code_version import code_version
 from transfer.memo.store import NO_MEMO, Memo, key
 
@@ -50,6 +61,7 @@ class ImportReport:
     """What happened to each file of the source."""
 
     kept: Counter = field(default_factory=Counter)  # class name -> images written
+    placed: list[Placement] = field(default_factory=list)  # each image written, in order
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     ignored: int = 0  # hidden, system and stray files
 
@@ -76,23 +88,6 @@ def resolve_source(source: str, sha256: str | None, downloads_dir: Path) -> Path
     if is_archive(path) and path.is_file():
         check_sha256(path, sha256, str(path))
     return path
-
-
-def find_class_root(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
-    """The folder whose subfolders are the classes: descend while there is a single subfolder.
-
-    A single subfolder cannot be the only class, so it is a wrapper like flower_photos/.
-    """
-    root: tuple[str, ...] = ()
-    while True:
-        depth = len(root)
-        folders = {p[depth] for p in paths if len(p) > depth + 1 and p[:depth] == root}
-        if len(folders) != 1:
-            return root
-        only = folders.pop()
-        if not any(len(p) > depth + 2 and p[depth] == only for p in paths):
-            return root  # the single folder holds files only: it is a class, not a wrapper
-        root = (*root, only)
 
 
 def printable(parts: tuple[str, ...]) -> str:
@@ -197,31 +192,55 @@ def _known(verdict: bytes) -> Future:
 @dataclass
 class _Pending:
     parts: tuple[str, ...]
-    relative: tuple[str, ...]
+    placement: Placement
     data: bytearray
     pixels: int
     check: Future
 
 
-def image_candidates(
-    listing: Listing, report: ImportReport
-) -> list[tuple[tuple[str, ...], Entry]]:
-    """(path under the class root, entry) of each visible entry inside a class folder with an
-    image's name; the others are counted as ignored or reported as skipped."""
+def _read_labels_file(listing: Listing, labels: str, max_file_bytes: int) -> LabelsFile:
+    """The labels file data.labels names, read from the source's listing."""
+    parts = labels_entry_parts(labels)
+    entry = next((e for e in listing.entries if e.parts == parts), None)
+    if entry is None:
+        raise PipelineError(f"data.labels {labels} is not a file of data.source")
+    try:
+        return read_labels(bytes(read_bounded(entry, max_file_bytes)), labels)
+    except (TooLarge, *READ_ERRORS) as error:
+        raise PipelineError(f"data.labels {labels} cannot be read ({error})") from None
+
+
+def place_candidates(
+    listing: Listing, report: ImportReport, labels: LabelsFile | None
+) -> list[tuple[Placement, Entry]]:
+    """(placement, entry) of each visible image file of the source, in the shape the source
+    has (transfer/ingest/layout.py); the other files are counted as ignored or reported."""
     report.skipped += [(printable((name,)), reason) for name, reason in listing.refused]
     visible = [e for e in listing.entries if not any(is_hidden(p) for p in e.parts)]
     report.ignored = len(listing.entries) - len(visible)
     root = find_class_root([e.parts for e in visible])
-    candidates: list[tuple[tuple[str, ...], Entry]] = []
+    splits = is_split_layout([e.parts for e in visible], root)
+    labels_parts = None if labels is None else labels_entry_parts(labels.name)
+    candidates: list[tuple[Placement, Entry]] = []
     for entry in visible:
-        relative = entry.parts[len(root) :]
-        if entry.parts[: len(root)] != root or len(relative) < 2:
-            report.ignored += 1  # files beside the class folders
-        elif not has_image_extension(relative[-1]):
-            suffix = Path(relative[-1]).suffix or "no extension"
-            report.skipped.append((printable(entry.parts), f"not an image file ({suffix})"))
+        if entry.parts == labels_parts:
+            continue
+        image = has_image_extension(entry.parts[-1])
+        if labels is not None:
+            placement = labels.placement(entry.parts)
         else:
-            candidates.append((relative, entry))
+            placement = folder_placement(entry.parts, root, splits=splits, image=image)
+        if placement is None:
+            report.ignored += 1  # files beside the class folders
+        elif not image:
+            suffix = Path(entry.parts[-1]).suffix or "no extension"
+            report.skipped.append((printable(entry.parts), f"not an image file ({suffix})"))
+        elif isinstance(placement, str):
+            report.skipped.append((printable(entry.parts), placement))
+        else:
+            candidates.append((placement, entry))
+    if labels is not None:
+        report.skipped += labels.unmatched()
     return candidates
 
 
@@ -256,13 +275,15 @@ class _WriteQueue:
         item = self.pending.popleft()
         self.waiting_bytes -= len(item.data)
         self.waiting_pixels -= item.pixels
-        reason = item.check.result() or self.claims.collision(item.relative)
-        reason = reason or _write(self.out_dir, item.relative, item.data)
+        path = item.placement.path
+        reason = item.check.result() or self.claims.collision(path)
+        reason = reason or _write(self.out_dir, path, item.data)
         if reason:
             self.report.skipped.append((printable(item.parts), reason))
         else:
-            self.claims.add(item.relative)
-            self.report.kept[item.relative[0]] += 1
+            self.claims.add(path)
+            self.report.kept[item.placement.label] += 1
+            self.report.placed.append(item.placement)
         self.bar.update(1)
 
 
@@ -280,9 +301,17 @@ def _read(entry: Entry, max_file_bytes: int) -> tuple[bytearray, str | None]:
 
 
 def import_images(
-    listing: Listing, out_dir: Path, max_pixels: int, max_file_bytes: int, memo: Memo = NO_MEMO
+    listing: Listing,
+    out_dir: Path,
+    max_pixels: int,
+    max_file_bytes: int,
+    memo: Memo = NO_MEMO,
+    *,
+    labels: str | None = None,
 ) -> ImportReport:
-    """Write every usable image of `listing` to out_dir/<class>/...; report the rest.
+    """Write every usable image of `listing` to out_dir/<its placement's path>; report the
+    rest. `labels` (data.labels) names a labels file inside the source; without, the
+    source's folders say each photo's class and split (transfer/ingest/layout.py).
 
     Entries are taken in the listing's order; of two whose names collide, the first usable
     one is kept. Each image is decoded to check it unless the memo has the verdict on its
@@ -290,10 +319,11 @@ def import_images(
     """
     version = key(code_version("transfer.image_files"), PIL.__version__, max_pixels)
     report = ImportReport()
-    candidates = image_candidates(listing, report)
+    labels_file = None if labels is None else _read_labels_file(listing, labels, max_file_bytes)
+    candidates = place_candidates(listing, report, labels_file)
     with ThreadPoolExecutor() as pool, tqdm(total=len(candidates), desc="checking images") as bar:
         queue = _WriteQueue(out_dir, report, bar, max_bytes=max_file_bytes, max_pixels=max_pixels)
-        for relative, entry in candidates:
+        for placement, entry in candidates:
             data, reason = _read(entry, max_file_bytes)
             if reason:
                 report.skipped.append((printable(entry.parts), reason))
@@ -308,22 +338,13 @@ def import_images(
                 check = pool.submit(_check, data, max_pixels, memo, entry_key)
             else:
                 check = _known(verdict)
-            queue.append(_Pending(entry.parts, relative, data, pixels, check))
+            queue.append(_Pending(entry.parts, placement, data, pixels, check))
         while queue.pending:
             queue.finish_oldest()
-    _check_classes(report, {relative[0] for relative, _ in candidates})
+    for name in sorted({p.label for p, _ in candidates} - set(report.kept)):
+        log.warning("class %s has no usable image and is left out", name)
+    check_classes(report.placed)
     return report
-
-
-def _check_classes(report: ImportReport, folders: set[str]) -> None:
-    """Warn of class folders with no usable image; fail with fewer than 2 classes."""
-    for name in sorted(folders - set(report.kept)):
-        log.warning("class folder %s has no usable image and is left out", name)
-    if len(report.kept) < 2:
-        found = ", ".join(sorted(report.kept)) or "none"
-        raise PipelineError(
-            f"data.source needs at least 2 class folders with usable images, found {found}"
-        )
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> None:

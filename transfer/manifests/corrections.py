@@ -1,9 +1,9 @@
 """corrections.csv: the user's own corrections to the labels, kept in git and applied when
 the photos are split, without touching the photos' folder.
 
-Columns `path,label`: `path` is the photo's path inside the source, `<class folder>/<file>`
-(as in data/raw, the audit's reports and the predictions), `label` a class (a class folder's
-name) or `drop`, which leaves the photo out of every split.
+Columns `path,label`: `path` is the photo's path in data/raw (as in data/raw.csv, the audit's
+reports and the predictions: `<class folder>/<file>` for a set of class folders), `label` a
+class or `drop`, which leaves the photo out of every split.
 """
 
 import csv
@@ -43,7 +43,7 @@ def read_corrections(file: Path) -> dict[str, tuple[int, str]]:
 def apply_corrections(
     photos: dict[str, str], corrections: dict[str, tuple[int, str]], file: Path
 ) -> dict[str, str]:
-    """{path: label} of the photos (`photos` gives each one its folder's class) after the
+    """{path: label} of the photos (`photos` gives each one its label, data/raw.csv's) after the
     corrections: relabelled, or left out when dropped. A row naming a photo that is not
     there, or a label that is neither a class nor `drop`, is a one-line error naming it."""
     classes = set(photos.values())

@@ -12,7 +12,7 @@ ENCODED = "image/encoded"
 LABEL = "image/class/label"
 # What TensorFlow's file writers raise when a write finds no room (ENOSPC, EFBIG).
 NO_ROOM = (tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError)
-FILENAME = "image/filename"  # the photo's path, <class folder>/<file>, as in data/raw
+FILENAME = "image/filename"  # the photo's path in data/raw
 KEY = "image/key"  # the photo's identity: the hex SHA-256 of its file (splitting.Photo)
 SCHEMA = {
     ENCODED: tf.io.FixedLenFeature([], tf.string),
