@@ -42,7 +42,7 @@ def main() -> None:
             live.end()
             pass_on_the_head(out_dir)
             return
-        # Imported only here: a head-only run never loads TensorFlow (2-3 s).
+        # Imported only here: a head-only run never loads TensorFlow (seconds of start-up).
         from transfer.models.files import save_model
         from transfer.training.backbone import finetune_classifier
 

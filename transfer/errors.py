@@ -41,8 +41,8 @@ def run_main(main: Callable[[], None]) -> None:
         sys.exit(130)
     # Every output is written, closed and renamed into place by now (each is written inside
     # main()'s `with atomic_output(...)` blocks), and no thread of ours is left writing.
-    # Skip the interpreter's teardown: once TensorFlow has run, it took 0.9 s of a 5.6 s
-    # process (median of 8 pairs, farm-bench, 2-core Xeon; 4.7 s with this exit).
+    # Skip the interpreter's teardown: once TensorFlow has run, it is a sixth of a short
+    # stage's time (docs/benchmarks.md, "Figures behind the code's choices").
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -87,7 +87,7 @@ class NpyWriter:
     """A .npy file written front to back, a block of rows at a time (`writer[a:b] = rows`).
 
     Unlike a writable memory map, whose written pages stay in the process's resident memory
-    until the map closes (extract on 100,000 images: 1,018 MiB at 10,000 grew to 1,332), what
+    until the map closes (extract's memory grew with the dataset: docs/benchmarks.md), what
     is written here leaves the process: its memory does not grow with the file.
     """
 

@@ -19,9 +19,8 @@ from transfer.inference import inference_call
 from transfer.timing import phase
 
 log = logging.getLogger(__name__)
-# Images per interpreter call. MobileNetV2 at 224 px on a 2-core Xeon (AVX-512): alone,
-# 448 images/s at batch 4, 404 at 8, 371 at 16; in extract's loop, which decodes the JPEGs
-# on the same cores, 298, 363 and 300.
+# Images per interpreter call: the fastest in extract's loop, which decodes the JPEGs on the
+# same cores (docs/benchmarks.md, "Figures behind the code's choices").
 LITERT_BATCH = 8
 
 

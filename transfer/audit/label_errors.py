@@ -49,7 +49,7 @@ def out_of_fold_probabilities(
 ) -> np.ndarray:
     """Each image's class probabilities from a model that never saw it. In float32: the
     fits read the features hundreds of times, and at half the bytes they take half the time
-    (flowers128: 6.2 s against 13.6 s) for the same suspects."""
+    for the same suspects (docs/benchmarks.md, "Figures behind the code's choices")."""
     features = features.astype(np.float32)
     probabilities = np.zeros((len(labels), n_classes))
     for fold in np.unique(folds):

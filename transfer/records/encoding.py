@@ -57,8 +57,8 @@ def encode_records(
     with ThreadPoolExecutor() as pool:
         while chunk := list(islice(pending, ENCODE_CHUNK)):
             keys = [key(p.sha256, size, quality, version, PIL.__version__) for p in chunk]
-            # Read in this thread: a task per entry on the pool took twice as long (0.36-0.70
-            # s against 0.18-0.28 s for 4,317 entries), the reads being that short.
+            # Read in this thread: a task per entry on the pool took twice as long, the reads
+            # being that short (docs/benchmarks.md, "Figures behind the code's choices").
             jpegs = [memo.get(MEMO_SPACE, entry_key) for entry_key in keys]
             resizing: dict[int, Future] = {
                 index: pool.submit(_resize_file, raw_dir / photo.path, photo.sha256, size, quality)
