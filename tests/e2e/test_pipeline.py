@@ -295,3 +295,15 @@ def test_predict_reports_bad_files_and_fails_only_when_nothing_worked(
     only_bad = run_command([*predict, str(folder / "bad.jpg")], repo)
     assert only_bad.returncode == 1
     assert only_bad.stderr.endswith("error: no image could be classified\n")
+
+
+def test_going_back_to_params_already_run_runs_no_stage(repo: Path) -> None:
+    """After the fine-tune, unfreeze=0 again: every stage comes from DVC's run cache, and the
+    workspace holds the head-only run's predictions again."""
+    result = dvc(repo, "exp", "run", "-S", "unfreeze=0")
+    assert stages_run(result.stdout) == set(), result.stdout
+    restored = set(re.findall(r"Stage '([^']+)' is cached - skipping run", result.stdout))
+    assert restored == {"finetune", "evaluate", "export"}, result.stdout
+    assert not (repo / "models/finetuned/model.keras").exists()
+    passed_on = (repo / "models/finetuned/test_probabilities.npy").read_bytes()
+    assert passed_on == (repo / "models/head_test_probabilities.npy").read_bytes()
