@@ -14,6 +14,7 @@ import csv
 import io
 import unicodedata
 from dataclasses import dataclass
+from typing import Any  # csv.reader's objects: their type is private
 
 from transfer.errors import PipelineError
 
@@ -109,7 +110,7 @@ class LabelsFile:
         return sorted(missing + list(self.problems.items()))
 
 
-def _header(reader: "csv._reader", name: str) -> list[str]:
+def _header(reader: Any, name: str) -> list[str]:
     header = [cell.strip().lower() for cell in next(reader, [])]
     if not set(LABEL_COLUMNS) <= set(header) or not set(header) <= {*LABEL_COLUMNS, SPLIT_COLUMN}:
         raise PipelineError(
@@ -132,7 +133,7 @@ def read_labels(data: bytes, name: str) -> LabelsFile:
         raise PipelineError(f"data.labels {name} is not a readable CSV ({error})") from None
 
 
-def _parse_labels(reader: "csv._reader", name: str) -> LabelsFile:
+def _parse_labels(reader: Any, name: str) -> LabelsFile:
     header = _header(reader, name)
     labels = LabelsFile(name, {}, {})
     lines: dict[str, int] = {}
@@ -140,7 +141,7 @@ def _parse_labels(reader: "csv._reader", name: str) -> LabelsFile:
         if not any(cell.strip() for cell in row):
             continue
         values = dict(zip(header, (cell.strip() for cell in row), strict=False))
-        path = unicodedata.normalize("NFC", values.get("path", "").lstrip("./"))
+        path = unicodedata.normalize("NFC", values.get("path", "").removeprefix("./"))
         label, split = values.get("label", ""), values.get(SPLIT_COLUMN) or None
         where = f"{name}:{reader.line_num}"
         if not path:
