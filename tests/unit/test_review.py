@@ -1,6 +1,11 @@
 """The review server: decisions kept and reloaded, the token, the paths it serves."""
 
+import base64
+import hashlib
 import json
+import os
+import shutil
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -11,6 +16,7 @@ import pytest
 
 from tests.helpers import make_review_project, write_image
 from transfer.manifests.corrections import read_corrections
+from transfer.review.items import copy_in_pair
 from transfer.review.server import TOKEN_HEADER, ReviewServer
 
 TOKEN = "secret-token"
@@ -141,3 +147,119 @@ def test_an_unknown_decision_or_item_is_refused(served) -> None:
     _, url = served
     assert decide(url, "cat/0.jpg", "wolf") == 400
     assert decide(url, "cat/9.jpg", "drop") == 404
+
+
+def test_every_answer_carries_the_security_headers(served) -> None:
+    server, url = served
+    page = server.page.decode()
+    script = page.split("<script>")[1].split("</script>")[0]
+    script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    for path in (f"/?token={TOKEN}", f"/api/items?token={TOKEN}", "/api/items", "/photo/a"):
+        try:
+            with urllib.request.urlopen(f"{url}{path}") as answer:
+                headers = answer.headers
+        except urllib.error.HTTPError as error:  # 403 without the token, 404 for no page
+            headers = error.headers
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert f"script-src 'sha256-{script_hash}'" in policy and "unsafe-inline" not in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Server"] == "review"  # no Python version
+
+
+def raw_status(url: str, request: bytes) -> int:
+    """The status a raw request gets over a socket left open (a server that waits for more
+    of the body times out the read here rather than answering)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        answer = connection.makefile("rb").readline()
+    return int(answer.split()[1])
+
+
+def post(body: bytes, *, length: int | None = None, token: bytes = TOKEN.encode()) -> bytes:
+    length = len(body) if length is None else length
+    return (
+        b"POST /api/decide HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\n"
+        b"X-Review-Token: " + token + b"\r\nContent-Length: " + str(length).encode() + b"\r\n\r\n"
+    ) + body
+
+
+DECISION = {"target": "cat/0.jpg", "decision": "dog"}
+MALFORMED = {
+    "non-ASCII token in the address": (b"GET /api/items?token=%C3%A9t%C3%A9 HTTP/1.1\r\n", 403),
+    "non-ASCII token in the header": (post(b"{}", token="été".encode()), 403),
+    "NUL in a photo path": (f"GET /photo/cat/0%00.jpg?token={TOKEN} HTTP/1.1\r\n".encode(), 400),
+    "item as a list": (post(json.dumps({**DECISION, "item": ["cat/0.jpg"]}).encode()), 400),
+    "item as an object": (post(json.dumps({**DECISION, "item": {"a": 1}}).encode()), 400),
+    "JSON nested 50,000 deep": (post(b"[" * 50_000 + b"]" * 50_000), 413),
+    "JSON nested 5,000 deep": (post(b"[" * 5_000 + b"]" * 5_000), 400),
+    "Content-Length -1": (post(b'{"item": ', length=-1), 400),
+    "Content-Length too large": (post(b'{"item": ', length=10**12), 413),
+    "invalid JSON": (post(b'{"item": "cat/0.jpg",'), 400),
+    "JSON that is not an object": (post(b'["cat/0.jpg", "cat/0.jpg", "dog"]'), 400),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_request_gets_a_4xx_and_the_server_stays_up(
+    served, tmp_path: Path, case: str
+) -> None:
+    _, url = served
+    request, status = MALFORMED[case]
+    host = url.removeprefix("http://").encode()
+    if b"Host: HOST" in request:
+        request = request.replace(b"Host: HOST", b"Host: " + host)
+    else:
+        request += b"Host: " + host + b"\r\n\r\n"
+    assert raw_status(url, request) == status
+    assert read_corrections(tmp_path / "project/corrections.csv") == {}
+    assert decide(url, "cat/0.jpg", "dog") == 200  # and the next request works
+    assert items(url)["cat/0.jpg"]["decided"] == {"cat/0.jpg": "dog"}
+
+
+def test_the_page_gets_the_out_of_fold_accuracy_outliers_and_unusable_photos(
+    served, tmp_path: Path
+) -> None:
+    _, url = served
+    audit = tmp_path / "project/reports/audit"
+    (audit / "metrics.json").write_text('{"out_of_fold_accuracy": 0.8712}')
+    (audit / "outliers.csv").write_text("image,score\ndog/0.jpg,0.93\n")
+    (audit / "quality.csv").write_text("image,issue,score\nfox/1.jpg,dark,0.99\n")
+    status, answer = request(f"{url}/api/items?token={TOKEN}")
+    assert status == 200 and answer["accuracy"] == 0.8712
+    shown = {item["id"]: item for item in answer["items"]}
+    assert shown["outlier:dog/0.jpg"]["kind"] == "outlier"
+    assert shown["unusable:fox/1.jpg"]["issue"] == "dark"
+    assert decide(url, "unusable:fox/1.jpg", "drop", target="fox/1.jpg") == 200
+    assert read_corrections(tmp_path / "project/corrections.csv")["fox/1.jpg"][1] == "drop"
+
+
+def test_a_pair_marks_byte_identical_copies_and_offers_to_drop_the_copy(
+    served, tmp_path: Path
+) -> None:
+    _, url = served
+    raw = tmp_path / "project/data/raw"
+    shutil.copyfile(raw / "fox/1.jpg", raw / "fox/1 (copy).jpg")
+    with (tmp_path / "project/reports/audit/duplicates.csv").open("a") as file:
+        file.write("fox/1 (copy).jpg,fox/1.jpg,1.0,val,val\n")
+    shown = items(url)
+    copied = shown["fox/1 (copy).jpg + fox/1.jpg"]
+    assert copied["identical"] and copied["copy"] == "fox/1 (copy).jpg"
+    leak = shown["cat/1.jpg + dog/0.jpg"]  # cat/1 in train, dog/0 in test
+    assert not leak["identical"] and leak["copy"] == "dog/0.jpg"
+
+
+def test_the_copy_of_a_pair_is_the_one_not_in_train_else_by_name_else_the_newer(
+    tmp_path: Path,
+) -> None:
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert copy_in_pair(["a.jpg", "b.jpg"], ["test", "train"], tmp_path) == "a.jpg"
+    assert copy_in_pair(["a_copy.jpg", "a.jpg"], ["val", "val"], tmp_path) == "a_copy.jpg"
+    os.utime(tmp_path / "a.jpg", (2_000_000_000, 2_000_000_000))
+    os.utime(tmp_path / "b.jpg", (1_000_000_000, 1_000_000_000))
+    assert copy_in_pair(["a.jpg", "b.jpg"], ["train", "train"], tmp_path) == "a.jpg"
+    os.utime(tmp_path / "b.jpg", (2_000_000_000, 2_000_000_000))
+    assert copy_in_pair(["a.jpg", "b.jpg"], ["train", "train"], tmp_path) == "b.jpg"

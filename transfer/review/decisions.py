@@ -38,10 +38,16 @@ class Decisions:
         with self.reviewed.open(newline="") as file:
             return {row["item"]: row["sha256"] for row in csv.DictReader(file)}
 
+    def digests(self, photos: list[str]) -> list[str]:
+        """The SHA-256 of each photo (two equal ones: a pair of byte-identical copies), "" for
+        one that is gone."""
+        files = [self.photos / photo for photo in photos]
+        return [sha256_of(file) if file.is_file() else "" for file in files]
+
     def fingerprint(self, photos: list[str]) -> str:
         """The SHA-256s of an item's photos, as one string: a kept item whose photos change
         is asked again."""
-        return "+".join(sha256_of(self.photos / photo) for photo in photos)
+        return "+".join(self.digests(photos))
 
     def decide(self, item: str, photos: list[str], target: str, decision: str) -> None:
         """Record a decision on `item` (its `photos`, of which `target` is the one decided

@@ -25,7 +25,8 @@ from transfer.errors import PipelineError, run_main
 from transfer.manifests.corrections import DROP
 from transfer.paths import AUDIT_DIR, CORRECTIONS_FILE, RAW_DIR, REVIEWED_FILE
 from transfer.review.decisions import KEEP, UNDO, Decisions
-from transfer.review.items import item_states, read_items
+from transfer.review.guard import BadRequest, read_decision, same_secret, security_headers
+from transfer.review.items import item_states, out_of_fold_accuracy, read_items
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -50,6 +51,12 @@ class ReviewServer(ThreadingHTTPServer):
             project / CORRECTIONS_FILE, project / REVIEWED_FILE, project / RAW_DIR
         )
         self.classes = sorted(path.name for path in self.photos.iterdir() if path.is_dir())
+        self.page = files("transfer.review").joinpath("page.html").read_bytes()
+        self.answer_headers = security_headers(self.page)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """One line, not a traceback, for a request that broke off (the client left)."""
+        log.warning("review: a request from %s failed: %s", client_address, sys.exc_info()[1])
 
     @property
     def address(self) -> str:
@@ -58,6 +65,17 @@ class ReviewServer(ThreadingHTTPServer):
 
 class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
+    server_version = "review"
+    timeout = 10  # seconds a client may take to send its request: no thread held for good
+
+    def version_string(self) -> str:
+        """The Server header: the command's name, not Python's version."""
+        return self.server_version
+
+    def end_headers(self) -> None:
+        for name, value in self.server.answer_headers.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)
@@ -87,20 +105,23 @@ class ReviewHandler(BaseHTTPRequestHandler):
         token = parse_qs(url.query).get("token", [""])[0]
         if not self._addressed_to_us():
             return self._refuse(HTTPStatus.FORBIDDEN, "unknown host")
-        if not secrets.compare_digest(token, self.server.token):
+        if not same_secret(token, self.server.token):
             return self._refuse(HTTPStatus.FORBIDDEN, "the address needs its token")
         if url.path == "/":
-            page = files("transfer.review").joinpath("page.html").read_bytes()
-            return self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
         if url.path == "/api/items":
             items = item_states(read_items(self.server.audit_dir), self.server.decisions)
-            return self._json({"classes": self.server.classes, "items": items})
+            accuracy = out_of_fold_accuracy(self.server.audit_dir)
+            answer = {"classes": self.server.classes, "items": items, "accuracy": accuracy}
+            return self._json(answer)
         if url.path.startswith("/photo/"):
             return self._photo(unquote(url.path.removeprefix("/photo/")))
         return self._refuse(HTTPStatus.NOT_FOUND, "no such page")
 
     def _photo(self, relative: str) -> None:
         """A photo of data/raw, and nothing outside it, whatever the path says."""
+        if "\0" in relative:
+            return self._refuse(HTTPStatus.BAD_REQUEST, "a NUL byte in the path")
         file = (self.server.photos / relative).resolve()
         suffix = file.suffix.lower()
         if not file.is_relative_to(self.server.photos) or suffix not in PHOTO_TYPES:
@@ -113,16 +134,15 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if not self._addressed_to_us():
             return self._refuse(HTTPStatus.FORBIDDEN, "unknown host")
         token = self.headers.get(TOKEN_HEADER, "")
-        if not secrets.compare_digest(token, self.server.token):
+        if not same_secret(token, self.server.token):
             return self._refuse(HTTPStatus.FORBIDDEN, f"a decision needs the {TOKEN_HEADER}")
         if urlparse(self.path).path != "/api/decide":
             return self._refuse(HTTPStatus.NOT_FOUND, "no such action")
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-            request = json.loads(self.rfile.read(min(length, 1 << 16)))
-            item_id, target, decision = request["item"], request["target"], request["decision"]
-        except (ValueError, KeyError, TypeError):
-            return self._refuse(HTTPStatus.BAD_REQUEST, "expected {item, target, decision}")
+            item_id, target, decision = read_decision(self.headers, self.rfile)
+        except BadRequest as refused:
+            self.close_connection = True  # whatever of the body is left is not read
+            return self._refuse(refused.status, refused.why)
         items = {item.id: item for item in read_items(self.server.audit_dir)}
         item = items.get(item_id)
         if item is None or target not in item.photos:
