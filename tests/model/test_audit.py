@@ -104,6 +104,8 @@ def test_the_misfiled_images_are_the_top_suspects(audited: Path) -> None:
     )
     where = split_of(audited)
     assert all(row["split"] == where[row["image"]] for row in rows)
+    # The suggested class is the likeliest: at least as likely as the filed one (1 - score).
+    assert all(1 - float(row["score"]) <= float(row["suggested_probability"]) <= 1 for row in rows)
     with Image.open(audited / AUDIT_DIR / "suspects.png") as picture:
         assert picture.size[0] >= 160 * 4  # a grid of the top suspects
     with Image.open(audited / AUDIT_DIR / "duplicates.png") as picture:

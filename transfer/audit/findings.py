@@ -16,8 +16,8 @@ from transfer.features import load_features, load_paths
 from transfer.paths import DUPLICATES_FILE, SUSPECTS_FILE
 from transfer.splitting import hash_position
 
-SUSPECT_COLUMNS = ["image", "split", "label", "suggested", "score"]
-SuspectRow = tuple[str, str, str, str, float]  # in SUSPECT_COLUMNS' order
+SUSPECT_COLUMNS = ["image", "split", "label", "suggested", "score", "suggested_probability"]
+SuspectRow = tuple[str, str, str, str, float, float]  # in SUSPECT_COLUMNS' order
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ def find_suspects(
             classes[images.labels[index]],
             classes[suggested],
             round(score, 6),
+            round(float(probabilities[index, suggested]), 6),
         )
         for index, suggested, score in label_issues(probabilities, images.labels)
     ]
@@ -101,7 +102,7 @@ def write_findings(
         "out_of_fold_accuracy": round(out_of_fold_accuracy, 6),
     }
     write_json(out_dir / "metrics.json", counts)
-    shown = [(path, label, suggested, score) for path, _, label, suggested, score in suspects]
+    shown = [(path, label, suggested, score) for path, _, label, suggested, score, _ in suspects]
     draw_suspects(raw_dir, shown[:picture_items]).save(out_dir / "suspects.png", format="PNG")
     pictured = duplicates[:picture_items]
     draw_duplicates(raw_dir, pictured).save(out_dir / "duplicates.png", format="PNG")
