@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from transfer.errors import PipelineError
+from transfer.memo import MEMO_ENV, memo_dir
 
 log = logging.getLogger(__name__)
 
@@ -16,16 +17,26 @@ DONE = (None, "Success")  # the states of an experiment that has results (None: 
 PENDING = ("Queued", "Running")
 
 
+def queue_env() -> dict[str, str]:
+    """The environment of dvc and its queue's workers: this environment's `dvc` and `python`
+    first on PATH (the workers start `dvc`, the stages `python`), and the project's memo by
+    its absolute path, so that experiments in the workers' copies of the repo share it as
+    experiments run in the workspace do."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    memo = memo_dir()
+    if memo is not None:
+        env[MEMO_ENV] = str(memo.resolve())
+    return env
+
+
 def dvc(*args: str) -> None:
-    """Run a dvc command with this Python's DVC, its environment's `dvc` and `python` first
-    on PATH (the queue's workers start `dvc`, the stages `python`); its error as one line."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    """Run a dvc command with this Python's DVC in queue_env(); its error as one line."""
     result = subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PATH": path},
+        env=queue_env(),
     )
     if result.returncode:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
