@@ -12,7 +12,7 @@ from transfer.memo import MEMO_ENV, memo_dir
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 15  # between two looks at the queue
+POLL_SECONDS = 30  # between two looks at the queue (each costs DVC about a second)
 DONE = (None, "Success")  # the states of an experiment that has results (None: run directly)
 PENDING = ("Queued", "Running")
 
@@ -48,7 +48,7 @@ def experiment_states() -> dict[str, str | None]:
     on the workspace's commit, as `dvc exp show` lists them."""
     import dvc.api  # DVC's import takes a second: only the command that queues pays for it
 
-    rows = dvc.api.exp_show(force=True)
+    rows = dvc.api.exp_show()
     return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment")}
 
 
