@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,17 +31,23 @@ def queue_env() -> dict[str, str]:
 
 
 def dvc(*args: str) -> None:
-    """Run a dvc command with this Python's DVC in queue_env(); its error as one line."""
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=queue_env(),
-    )
+    """Run a dvc command with this Python's DVC in queue_env(); its error as one line. Its
+    output goes to a file, not a pipe: the workers `dvc queue start` leaves running would
+    hold a pipe open until the queue is empty."""
+    with tempfile.TemporaryFile(mode="w+") as output:
+        result = subprocess.run(
+            [sys.executable, "-m", "dvc", *args],
+            stdout=output,
+            stderr=output,
+            check=False,
+            env=queue_env(),
+        )
+        output.seek(0)
+        lines = [line for line in output.read().splitlines() if line.strip()]
     if result.returncode:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise PipelineError(f"dvc {' '.join(args)} failed: {lines[0] if lines else '?'}")
+        fallback = lines[-1] if lines else "?"
+        error = next((line for line in lines if line.startswith("ERROR")), fallback)
+        raise PipelineError(f"dvc {' '.join(args)} failed: {error}")
 
 
 def experiment_states() -> dict[str, str | None]:

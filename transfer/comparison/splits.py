@@ -31,7 +31,8 @@ def summary(comparisons: dict[int, Comparison]) -> dict:
     elif p_value < ALPHA:
         verdict = (
             f"the experiment is {'better' if mean > 0 else 'worse'} on the pooled photos, but "
-            "the splits disagree: run more splits before acting on it"
+            "the spread between splits leaves the mean's interval across 0: run more splits "
+            "before acting on it"
         )
     else:
         per_split = photos_needed((only_a + only_b) / photos)
