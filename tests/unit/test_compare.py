@@ -12,6 +12,7 @@ import pytest
 
 from bench.sandbox import commit, run_command
 from tests.helpers import ROOT
+from transfer.comparison import queue
 from transfer.comparison.paired import compare, verdict_text
 from transfer.comparison.predictions import Paired, pair
 from transfer.comparison.splits import run_names, summary
@@ -154,3 +155,31 @@ def test_compare_reads_two_commits_and_the_workspace_through_dvc(tmp_path: Path)
     assert result.returncode == 1
     assert result.stderr.startswith("error: HEAD and workspace were tested on different photos")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def fake_queue(monkeypatch: pytest.MonkeyPatch, states: list[dict]) -> list[tuple[str, ...]]:
+    """queue.dvc recording its commands, and experiment_states answering `states` in turn."""
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(queue, "dvc", lambda *args: calls.append(args))
+    answers = iter(states)
+    monkeypatch.setattr(queue, "experiment_states", lambda: next(answers))
+    monkeypatch.setattr(queue, "POLL_SECONDS", 0)
+    return calls
+
+
+def test_run_experiments_queues_what_is_missing_and_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done = {"base": "Success", "exp": "Success"}
+    calls = fake_queue(monkeypatch, [{"base": None}, {"base": None, "exp": "Queued"}, done])
+    queue.run_experiments({"base": ["split.seed=43"], "exp": ["split.seed=43", "u=5"]}, jobs=2)
+    assert calls == [
+        ("exp", "run", "--queue", "--name", "exp", "-Ssplit.seed=43", "-Su=5"),
+        ("queue", "start", "--jobs", "2"),
+    ]
+
+
+def test_run_experiments_names_the_one_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_queue(monkeypatch, [{}, {"exp": "Running"}, {"exp": "Failed"}])
+    with pytest.raises(PipelineError, match=r"exp did not finish \(Failed\).*dvc queue logs exp"):
+        queue.run_experiments({"exp": ["u=5"]}, jobs=1)
