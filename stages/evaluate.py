@@ -59,9 +59,13 @@ def main() -> None:
             grid_images=params.evaluate.grid_images,
         )
     log.info(
-        "test accuracy %.4f, macro F1 %.4f on %d images",
+        "test accuracy %.4f (95%%: %.4f-%.4f), macro F1 %.4f (95%%: %.4f-%.4f) on %d images",
         metrics["accuracy"],
+        metrics["accuracy_low"],
+        metrics["accuracy_high"],
         metrics["macro_f1"],
+        metrics["macro_f1_low"],
+        metrics["macro_f1_high"],
         len(labels),
     )
     leaked_count = metrics["test_images_with_train_duplicates"]

@@ -1,0 +1,1 @@
+"""Whether one experiment beats another: paired tests on the same test photos (`compare`)."""

@@ -1,0 +1,92 @@
+"""Experiments run on DVC's queue by its command line, and waited for."""
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from transfer.errors import PipelineError
+from transfer.memo.store import MEMO_ENV, memo_dir
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 30  # between two looks at the queue (each costs DVC about a second)
+DONE = (None, "Success")  # the states of an experiment that has results (None: run directly)
+PENDING = ("Queued", "Running")
+
+
+def queue_env() -> dict[str, str]:
+    """The environment of dvc and its queue's workers: this environment's `dvc` and `python`
+    first on PATH (the workers start `dvc`, the stages `python`), and the project's memo by
+    its absolute path, so that experiments in the workers' copies of the repo share it as
+    experiments run in the workspace do."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    memo = memo_dir()
+    if memo is not None:
+        env[MEMO_ENV] = str(memo.resolve())
+    return env
+
+
+def dvc(*args: str) -> None:
+    """Run a dvc command with this Python's DVC in queue_env(); its error as one line. Its
+    output goes to a file, not a pipe: the workers `dvc queue start` leaves running would
+    hold a pipe open until the queue is empty."""
+    with tempfile.TemporaryFile(mode="w+") as output:
+        result = subprocess.run(
+            [sys.executable, "-m", "dvc", *args],
+            stdout=output,
+            stderr=output,
+            check=False,
+            env=queue_env(),
+        )
+        output.seek(0)
+        lines = [line for line in output.read().splitlines() if line.strip()]
+    if result.returncode:
+        fallback = lines[-1] if lines else "?"
+        error = next((line for line in lines if line.startswith("ERROR")), fallback)
+        raise PipelineError(f"dvc {' '.join(args)} failed: {error}")
+
+
+def experiment_states() -> dict[str, str | None]:
+    """{experiment name: state (Queued, Running, Success, Failed or None)} of the experiments
+    on the workspace's commit, as `dvc exp show` lists them."""
+    import dvc.api  # DVC's import takes a second: only the command that queues pays for it
+
+    rows = dvc.api.exp_show()
+    return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment")}
+
+
+def run_experiments(runs: dict[str, list[str]], *, jobs: int) -> None:
+    """Queue each experiment {name: its -S overrides} that has no results yet, start `jobs`
+    queue workers, and wait until every one has finished; an experiment already done (same
+    name on this commit) is reused, one already queued is waited for."""
+    states = experiment_states()
+    queued = 0
+    for name, overrides in runs.items():
+        if name in states and states[name] in DONE:
+            log.info("%s: done before, reused", name)
+        elif states.get(name) not in PENDING:
+            dvc("exp", "run", "--queue", "--name", name, *[f"-S{o}" for o in overrides])
+            queued += 1
+    if queued:
+        dvc("queue", "start", "--jobs", str(jobs))
+    log.info("%d experiments queued, %d workers: `dvc queue status` shows them", queued, jobs)
+    waiting: list[str] = []
+    while True:
+        states = experiment_states()
+        pending = [name for name in runs if states.get(name) in PENDING]
+        if not pending:
+            break
+        if pending != waiting:
+            log.info("waiting for %s", ", ".join(pending))
+            waiting = pending
+        time.sleep(POLL_SECONDS)
+    failed = [name for name in runs if name not in states or states[name] not in DONE]
+    if failed:
+        raise PipelineError(
+            f"{failed[0]} did not finish ({states.get(failed[0]) or 'not found'}): "
+            f"see `dvc queue logs {failed[0]}`"
+        )
