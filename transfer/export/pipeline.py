@@ -1,19 +1,28 @@
-"""The whole export: the Keras file, the SavedModel, the float and int8 TFLite models, and
-each TFLite model checked against the Keras classifier on the test images."""
+"""The whole export: the Keras file, the SavedModel, the TFLite models (float, float16,
+dynamic range, int8) and, with export.onnx, the ONNX model, each checked against the Keras
+classifier on the test images."""
 
 from pathlib import Path
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from transfer.atomic import atomic_output
-from transfer.evaluation.metrics import agreement_metrics
-from transfer.export.serving import export_saved_model
+from transfer.export.checks import LATENCY_IMAGES, check_figures, encoded_test_images
+from transfer.export.formats import FORMAT_FILES, predict_format, serving_figures
+from transfer.export.onnx_model import ONNX_FILE, export_onnx
+from transfer.export.serving import SAVED_MODEL, export_saved_model
 from transfer.export.tflite import (
-    LATENCY_IMAGES,
     TFLITE_FLOAT,
     TFLITE_INT8,
     export_int8,
     representative_images,
-    serving_figures,
-    tflite_predict_records,
+)
+from transfer.export.weights_only import (
+    TFLITE_DYNAMIC_RANGE,
+    TFLITE_FLOAT16,
+    convert_weights_only,
 )
 from transfer.inference import run_on_records, traced_call
 from transfer.litert import serving_function, to_tflite
@@ -22,6 +31,68 @@ from transfer.params import ExportParams
 from transfer.records.cache_meta import CacheMeta
 from transfer.second_process import SecondProcess
 from transfer.timing import phase
+
+
+def write_formats(
+    model: keras.Model, meta: CacheMeta, out_dir: Path, *, model_file: Path, onnx: bool
+) -> None:
+    """Write every format but int8 (export_int8's) to `out_dir`: the SavedModel, the float,
+    float16 and dynamic-range TFLite models and, if `onnx`, the ONNX model; and the Keras
+    classifier to `model_file`."""
+    serve = serving_function(model)  # traced once, for all
+    with phase("export: SavedModel"):
+        export_saved_model(serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir)
+    with phase("export: float TFLite"):
+        (out_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
+    with phase("export: float16 TFLite"):
+        (out_dir / TFLITE_FLOAT16).write_bytes(convert_weights_only(serve, tf.float16))
+    with phase("export: dynamic-range TFLite"):
+        (out_dir / TFLITE_DYNAMIC_RANGE).write_bytes(convert_weights_only(serve, tf.int8))
+    if onnx:
+        with phase("export: ONNX"):
+            export_onnx(model, out_dir / ONNX_FILE)
+    with phase("save models"):
+        save_model(model, model_file)
+
+
+def check_formats(
+    names: list[str],
+    out_dir: Path,
+    served: object,
+    test_files: list[Path],
+    *,
+    count: int,
+    batch_size: int,
+) -> dict[str, np.ndarray]:
+    """The class probabilities of every format but int8 (checked in its own process) on the
+    first `count` test images, each run in batches of `batch_size`."""
+    classes = served.signatures["serving_default"].structured_outputs["probabilities"].shape[-1]
+    return {
+        name: predict_format(
+            name,
+            out_dir / FORMAT_FILES[name],
+            served,
+            test_files,
+            count=count,
+            batch_size=batch_size,
+            classes=classes,
+        )
+        for name in names
+        if FORMAT_FILES[name] != TFLITE_INT8
+    }
+
+
+def time_formats(
+    names: list[str], out_dir: Path, served: object, test_files: list[Path], test_count: int
+) -> dict[str, dict]:
+    """Each format's size and latency (formats.serving_figures) on the first test images,
+    timed one after the other, none beside other work: a latency is the model's own."""
+    images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
+    encoded = encoded_test_images(test_files, len(images))
+    return {
+        name: serving_figures(name, out_dir / FORMAT_FILES[name], served, images, encoded)
+        for name in names
+    }
 
 
 def export_classifier(
@@ -34,21 +105,17 @@ def export_classifier(
     model_file: Path,
 ) -> dict[str, dict]:
     """Write the classifier of `model_files` (finetuned.classifier_files) to `model_file` and
-    its serving forms to `export_dir`; return each TFLite model's accuracy and agreement with
-    the Keras classifier on the first `params.check_images` test images of the cache.
-
-    The Keras reference runs in batches of `reference_batch_size` (backbone.batch_size).
-    """
+    its serving forms to `export_dir`; return each format's figures against the Keras
+    classifier, which runs in batches of `reference_batch_size` (backbone.batch_size)."""
     batch_size = params.batch_size
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
     # The checks run on the first `check_images` test images (the records' seeded order: a
-    # random sample): they catch a conversion that changes the predictions, and the whole
-    # test set's accuracy is evaluate's. On all 608 flowers128 test images the float check
-    # was the export's longest step (4 s of 10).
+    # random sample): they catch a conversion that changes the predictions; the whole test
+    # set's accuracy is evaluate's.
     check_count = min(test_count, params.check_images or test_count)
-    # The int8 model is converted, calibrated and checked in a second process, in parallel
-    # with the float model here: each keeps one core busy. It starts first, so that its
-    # imports overlap the loading here.
+    names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
+    # The int8 model is converted, calibrated and checked in a second process, beside the
+    # other formats here, each keeping a core busy; it starts first, to overlap the imports.
     with atomic_output(export_dir) as out_dir, SecondProcess() as int8_process:
         out_dir.mkdir()
         int8_process.start(
@@ -63,44 +130,28 @@ def export_classifier(
         )
         with phase("load models"):
             model = load_classifier(model_files)
-        serve = serving_function(model)  # traced once, for both
-        with phase("export: SavedModel"):
-            export_saved_model(
-                serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir
-            )
-        with phase("export: float TFLite"):
-            (out_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
-        with phase("export: float TFLite test run"):
-            float_probabilities, labels = tflite_predict_records(
-                out_dir / TFLITE_FLOAT, test_files, check_count, batch_size
-            )
-        with phase("save models"):
-            save_model(model, model_file)
-        # The Keras classifier's own predictions, which the TFLite models must reproduce. Not
-        # the test probabilities finetune wrote: those come from a TFLite conversion too
+        write_formats(model, meta, out_dir, model_file=model_file, onnx=params.onnx)
+        # The Keras classifier's own predictions, which every format must reproduce. Not the
+        # test probabilities finetune wrote: those come from a TFLite conversion too
         # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
         with phase("export: Keras reference"):
-            keras_probabilities, _ = run_on_records(
+            keras_probabilities, labels = run_on_records(
                 traced_call(model), meta.n_classes, test_files, check_count, reference_batch_size
             )
+        with phase("export: checks"):
+            served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
+            probabilities = check_formats(
+                names, out_dir, served, test_files, count=check_count, batch_size=batch_size
+            )
         with phase("export: waiting for int8"):
-            int8_probabilities = int8_process.result()
-        # Timed one after the other, neither beside other work: a latency is the model's own.
+            probabilities["tflite_int8"] = int8_process.result()
         with phase("export: latency"):
-            images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
-            served = {
-                name: serving_figures((out_dir / file).read_bytes(), images)
-                for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8))
-            }
-    checked = keras_probabilities.argmax(axis=1)
+            served_figures = time_formats(names, out_dir, served, test_files, test_count)
     return {
         name: {
-            **agreement_metrics(probabilities, labels, checked),
-            "images": check_count,
-            **served[name],
+            "file": FORMAT_FILES[name],
+            **check_figures(probabilities[name], labels, keras_probabilities),
+            **served_figures[name],
         }
-        for name, probabilities in (
-            ("tflite_float", float_probabilities),
-            ("tflite_int8", int8_probabilities),
-        )
+        for name in names
     }
