@@ -2,7 +2,9 @@
 dynamic range, int8) and, with export.onnx, the ONNX model, each checked against the Keras
 classifier on the test images."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -56,30 +58,50 @@ def write_formats(
 
 
 def check_formats(
+    model: keras.Model,
     names: list[str],
     out_dir: Path,
-    served: object,
     test_files: list[Path],
     *,
     count: int,
     batch_size: int,
-) -> dict[str, np.ndarray]:
-    """The class probabilities of every format but int8 (checked in its own process) on the
-    first `count` test images, each run in batches of `batch_size`."""
-    classes = served.signatures["serving_default"].structured_outputs["probabilities"].shape[-1]
-    return {
-        name: predict_format(
-            name,
-            out_dir / FORMAT_FILES[name],
-            served,
-            test_files,
-            count=count,
-            batch_size=batch_size,
-            classes=classes,
+    reference_batch_size: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """({"keras": the classifier's probabilities, and each format's but int8's (checked in
+    its own process)}, labels, the loaded SavedModel) on the first `count` test images.
+
+    Keras and the SavedModel run in batches of `reference_batch_size` (backbone.batch_size),
+    the rest in batches of `batch_size`, in a thread beside them: LiteRT and ONNX Runtime
+    release the GIL, so their checks keep a core busy while TensorFlow runs.
+    """
+    classes = model.output_shape[-1]
+
+    def run(name: str, served: Any, size: int) -> np.ndarray:
+        path = out_dir / FORMAT_FILES[name]
+        return predict_format(
+            name, path, served, test_files, count=count, batch_size=size, classes=classes
         )
-        for name in names
-        if FORMAT_FILES[name] != TFLITE_INT8
-    }
+
+    beside = [name for name in names if FORMAT_FILES[name] not in (SAVED_MODEL, TFLITE_INT8)]
+    with ThreadPoolExecutor(1) as pool:
+        futures = {name: pool.submit(run, name, None, batch_size) for name in beside}
+        # The Keras classifier's own predictions, which every format must reproduce. Not the
+        # test probabilities finetune wrote: those come from a TFLite conversion too
+        # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
+        with phase("export: Keras reference"):
+            reference, labels = run_on_records(
+                traced_call(model), classes, test_files, count, reference_batch_size
+            )
+        with phase("export: SavedModel checks"):
+            served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
+            probabilities = {
+                name: run(name, served, reference_batch_size)
+                for name in names
+                if FORMAT_FILES[name] == SAVED_MODEL
+            }
+        with phase("export: waiting for the other checks"):
+            probabilities.update((name, future.result()) for name, future in futures.items())
+    return {"keras": reference, **probabilities}, labels, served
 
 
 def time_formats(
@@ -131,18 +153,15 @@ def export_classifier(
         with phase("load models"):
             model = load_classifier(model_files)
         write_formats(model, meta, out_dir, model_file=model_file, onnx=params.onnx)
-        # The Keras classifier's own predictions, which every format must reproduce. Not the
-        # test probabilities finetune wrote: those come from a TFLite conversion too
-        # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
-        with phase("export: Keras reference"):
-            keras_probabilities, labels = run_on_records(
-                traced_call(model), meta.n_classes, test_files, check_count, reference_batch_size
-            )
-        with phase("export: checks"):
-            served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
-            probabilities = check_formats(
-                names, out_dir, served, test_files, count=check_count, batch_size=batch_size
-            )
+        probabilities, labels, served = check_formats(
+            model,
+            names,
+            out_dir,
+            test_files,
+            count=check_count,
+            batch_size=batch_size,
+            reference_batch_size=reference_batch_size,
+        )
         with phase("export: waiting for int8"):
             probabilities["tflite_int8"] = int8_process.result()
         with phase("export: latency"):
@@ -150,7 +169,7 @@ def export_classifier(
     return {
         name: {
             "file": FORMAT_FILES[name],
-            **check_figures(probabilities[name], labels, keras_probabilities),
+            **check_figures(probabilities[name], labels, probabilities["keras"]),
             **served_figures[name],
         }
         for name in names
