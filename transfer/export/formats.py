@@ -2,19 +2,28 @@
 each one is checked the same way (checks.py) and reported in one table."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.export.checks import file_bytes, median_ms, predict_encoded
+from transfer.export.checks import (
+    LATENCY_IMAGES,
+    encoded_test_images,
+    file_bytes,
+    median_ms,
+    predict_encoded,
+)
 from transfer.export.onnx_model import ONNX_FILE, OnnxModel
 from transfer.export.serving import SAVED_MODEL
-from transfer.export.tflite import TFLITE_FLOAT, TFLITE_INT8
+from transfer.export.tflite import TFLITE_FLOAT, TFLITE_INT8, representative_images
 from transfer.export.weights_only import TFLITE_DYNAMIC_RANGE, TFLITE_FLOAT16
-from transfer.inference import run_on_records
+from transfer.inference import run_on_records, traced_call
 from transfer.litert import LiteRTModel, available_cores
+from transfer.timing import phase
 
 # The table's rows and their files; both SavedModel signatures read one directory.
 FORMAT_FILES = {
@@ -85,3 +94,63 @@ def serving_figures(
         call = format_call(name, path, served, batch_size=1, threads=threads)
         latencies[key] = None if call is None else median_ms(call, inputs)
     return {"bytes": file_bytes(path), **latencies, "threads": available_cores()}
+
+
+def check_formats(
+    model: keras.Model,
+    names: list[str],
+    out_dir: Path,
+    test_files: list[Path],
+    *,
+    count: int,
+    batch_size: int,
+    reference_batch_size: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """({"keras": the classifier's probabilities, and each of `names`' (formats.FORMAT_FILES)},
+    labels, the loaded SavedModel) on the first `count` test images.
+
+    Keras and the SavedModel run in batches of `reference_batch_size` (backbone.batch_size),
+    the rest (LiteRT's) in batches of `batch_size`, in a thread beside them: LiteRT releases
+    the GIL, so its checks keep a core busy while TensorFlow runs.
+    """
+    classes = model.output_shape[-1]
+
+    def run(name: str, served: Any, size: int) -> np.ndarray:
+        path = out_dir / FORMAT_FILES[name]
+        return predict_format(
+            name, path, served, test_files, count=count, batch_size=size, classes=classes
+        )
+
+    beside = [name for name in names if FORMAT_FILES[name] != SAVED_MODEL]
+    with ThreadPoolExecutor(1) as pool:
+        futures = {name: pool.submit(run, name, None, batch_size) for name in beside}
+        # The Keras classifier's own predictions, which every format must reproduce. Not the
+        # test probabilities finetune wrote: those come from a TFLite conversion too
+        # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
+        with phase("export: Keras reference"):
+            reference, labels = run_on_records(
+                traced_call(model), classes, test_files, count, reference_batch_size
+            )
+        with phase("export: SavedModel checks"):
+            served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
+            probabilities = {
+                name: run(name, served, reference_batch_size)
+                for name in names
+                if FORMAT_FILES[name] == SAVED_MODEL
+            }
+        with phase("export: waiting for the other checks"):
+            probabilities.update((name, future.result()) for name, future in futures.items())
+    return {"keras": reference, **probabilities}, labels, served
+
+
+def time_formats(
+    names: list[str], out_dir: Path, served: object, test_files: list[Path], test_count: int
+) -> dict[str, dict]:
+    """Each format's size and latency (formats.serving_figures) on the first test images,
+    timed one after the other, none beside other work: a latency is the model's own."""
+    images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
+    encoded = encoded_test_images(test_files, len(images))
+    return {
+        name: serving_figures(name, out_dir / FORMAT_FILES[name], served, images, encoded)
+        for name in names
+    }
