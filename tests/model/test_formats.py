@@ -106,7 +106,7 @@ def test_each_format_is_checked_on_the_test_records_against_keras(
         if name in ("saved_model", "tflite_float"):  # the same float computation
             assert figures["max_probability_difference"] < 1e-4, (name, figures)
         served_figures = serving_figures(
-            name, path, served, images, encoded_test_images(shards, 3)
+            name, path, served, images=images, encoded=encoded_test_images(shards, 3)
         )
         assert served_figures["bytes"] == file_bytes(path) > 0
         assert 0 < served_figures["latency_ms_all_threads"] < 1000
@@ -131,6 +131,6 @@ def test_the_onnx_model_agrees_with_keras(
     assert figures["agreement"] == 1.0
     assert figures["max_probability_difference"] < 1e-4
     figures = serving_figures(
-        "onnx", tmp_path / ONNX_FILE, served, np.zeros((2, SIZE, SIZE, 3)), []
+        "onnx", tmp_path / ONNX_FILE, served, images=np.zeros((2, SIZE, SIZE, 3)), encoded=[]
     )
     assert 0 < figures["latency_ms_1_thread"] < 1000

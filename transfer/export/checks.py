@@ -40,6 +40,7 @@ def predict_encoded(
     call: Callable[[tf.Tensor], np.ndarray],
     width: int,
     files: list[Path],
+    *,
     count: int,
     batch_size: int,
 ) -> np.ndarray:

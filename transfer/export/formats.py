@@ -78,13 +78,13 @@ def predict_format(
     JPEGs' bytes."""
     call = format_call(name, path, served, batch_size=batch_size, threads=None)
     if name in TAKES_BYTES:
-        return predict_encoded(call, classes, files, count, batch_size)
+        return predict_encoded(call, classes, files, count=count, batch_size=batch_size)
     probabilities, _ = run_on_records(call, classes, files, count, batch_size)
     return probabilities
 
 
 def serving_figures(
-    name: str, path: Path, served: Any, images: np.ndarray, encoded: list[bytes]
+    name: str, path: Path, served: Any, *, images: np.ndarray, encoded: list[bytes]
 ) -> dict[str, float | int | None]:
     """What a user weighs before shipping a format: its size, and its median latency per
     image on one thread and on all the cores (null where it cannot be set)."""
@@ -144,13 +144,15 @@ def check_formats(
 
 
 def time_formats(
-    names: list[str], out_dir: Path, served: object, test_files: list[Path], test_count: int
+    names: list[str], out_dir: Path, served: Any, *, test_files: list[Path], test_count: int
 ) -> dict[str, dict]:
     """Each format's size and latency (formats.serving_figures) on the first test images,
     timed one after the other, none beside other work: a latency is the model's own."""
     images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
     encoded = encoded_test_images(test_files, len(images))
     return {
-        name: serving_figures(name, out_dir / FORMAT_FILES[name], served, images, encoded)
+        name: serving_figures(
+            name, out_dir / FORMAT_FILES[name], served, images=images, encoded=encoded
+        )
         for name in names
     }

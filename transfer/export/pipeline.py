@@ -103,11 +103,9 @@ def export_classifier(
     """Write the classifier of `model_files` (finetuned.classifier_files) to `model_file` and
     its serving forms to `export_dir`; return each format's figures against the Keras
     classifier, which runs in batches of `reference_batch_size` (backbone.batch_size)."""
-    batch_size = params.batch_size
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
-    # The checks run on the first `check_images` test images (the records' seeded order: a
-    # random sample): they catch a conversion that changes the predictions; the whole test
-    # set's accuracy is evaluate's.
+    # The checks run on the first `check_images` test images (the records' seeded order, a
+    # random sample): they catch a conversion that changes the predictions.
     check_count = min(test_count, params.check_images or test_count)
     names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
     # The int8 model (and ONNX) is converted and checked in a second process, beside the
@@ -123,7 +121,7 @@ def export_classifier(
                 calibration_images=params.calibration_images,
                 test_files=test_files,
                 count=check_count,
-                batch_size=batch_size,
+                batch_size=params.batch_size,
                 onnx=params.onnx,
             )
         )
@@ -136,13 +134,15 @@ def export_classifier(
             out_dir,
             test_files,
             count=check_count,
-            batch_size=batch_size,
+            batch_size=params.batch_size,
             reference_batch_size=reference_batch_size,
         )
         with phase("export: waiting for the second process"):
             probabilities.update(second_process.result())
         with phase("export: latency"):
-            served_figures = time_formats(names, out_dir, served, test_files, test_count)
+            served_figures = time_formats(
+                names, out_dir, served, test_files=test_files, test_count=test_count
+            )
     return {
         name: {
             "file": FORMAT_FILES[name],
