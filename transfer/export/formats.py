@@ -83,6 +83,18 @@ def predict_format(
     return probabilities
 
 
+def predict_saved_model(
+    name: str, directory: Path, files: list[Path], *, count: int, batch_size: int
+) -> np.ndarray:
+    """predict_format for a signature of the SavedModel in `directory`, loaded here (a second
+    process runs it)."""
+    served = tf.saved_model.load(str(directory))
+    classes = served.signatures["serving_default"].structured_outputs["probabilities"].shape[-1]
+    return predict_format(
+        name, directory, served, files, count=count, batch_size=batch_size, classes=classes
+    )
+
+
 def serving_figures(
     name: str, path: Path, served: Any, *, images: np.ndarray, encoded: list[bytes]
 ) -> dict[str, float | int | None]:

@@ -10,8 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.atomic import atomic_output
-from transfer.export.checks import check_figures
-from transfer.export.formats import FORMAT_FILES, check_formats, predict_format, time_formats
+from transfer.export.formats import (
+    FORMAT_FILES,
+    check_formats,
+    predict_format,
+    predict_saved_model,
+    time_formats,
+)
 from transfer.export.onnx_model import ONNX_FILE, export_onnx
 from transfer.export.serving import export_saved_model
 from transfer.export.tflite import (
@@ -30,8 +35,8 @@ from transfer.records.cache_meta import CacheMeta
 from transfer.second_process import SecondProcess
 from transfer.timing import phase
 
-# Converted and checked in the second process (export_beside), beside the rest.
-SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx")
+# Checked in the second process (export_beside; the bytes signature after it), beside the rest.
+SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx", "saved_model_bytes")
 
 
 def export_beside(
@@ -48,17 +53,18 @@ def export_beside(
     """The second process's formats, each one's probabilities on the first `count` test
     images: the int8 model (tflite.export_int8) and, if `onnx`, the ONNX model, whose
     conversion (tf2onnx: mostly Python, on one core) runs here beside the other formats."""
-    probabilities = {
-        "tflite_int8": export_int8(
-            model_files,
-            out_dir,
-            calibration_files,
-            calibration_images,
-            test_files,
-            count,
-            batch_size,
-        )
-    }
+    with phase("export: int8"):
+        probabilities = {
+            "tflite_int8": export_int8(
+                model_files,
+                out_dir,
+                calibration_files,
+                calibration_images,
+                test_files,
+                count,
+                batch_size,
+            )
+        }
     if onnx:
         with phase("export: ONNX"):
             model = load_classifier(model_files)
@@ -75,9 +81,14 @@ def export_beside(
     return probabilities
 
 
-def write_formats(model: keras.Model, meta: CacheMeta, out_dir: Path, *, model_file: Path) -> None:
-    """Write the formats made in this process to `out_dir`: the SavedModel, the float,
-    float16 and dynamic-range TFLite models; and the Keras classifier to `model_file`."""
+def write_formats(
+    model_files: list[Path], meta: CacheMeta, out_dir: Path, *, model_file: Path
+) -> keras.Model:
+    """Load the classifier of `model_files` and write the formats made in this process to
+    `out_dir` (the SavedModel, the float, float16 and dynamic-range TFLite models) and the
+    Keras classifier to `model_file`; return the classifier."""
+    with phase("load models"):
+        model = load_classifier(model_files)
     serve = serving_function(model)  # traced once, for all
     with phase("export: SavedModel"):
         export_saved_model(serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir)
@@ -89,6 +100,18 @@ def write_formats(model: keras.Model, meta: CacheMeta, out_dir: Path, *, model_f
         (out_dir / TFLITE_DYNAMIC_RANGE).write_bytes(convert_weights_only(serve, tf.int8))
     with phase("save models"):
         save_model(model, model_file)
+    return model
+
+
+def format_table(
+    names: list[str],
+    probabilities: dict[str, np.ndarray],
+    labels: np.ndarray,
+    served_figures: dict[str, dict],
+) -> dict[str, dict]:
+    """reports/export/metrics.json: for each format, its file, its figures against Keras'
+    probabilities (`probabilities["keras"]`) and its size and latencies."""
+    return format_table(names, probabilities, labels, served_figures)
 
 
 def export_classifier(
@@ -104,12 +127,9 @@ def export_classifier(
     its serving forms to `export_dir`; return each format's figures against the Keras
     classifier, which runs in batches of `reference_batch_size` (backbone.batch_size)."""
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
-    # The checks run on the first `check_images` test images (the records' seeded order, a
-    # random sample): they catch a conversion that changes the predictions.
-    check_count = min(test_count, params.check_images or test_count)
+    check_count = min(test_count, params.check_images or test_count)  # a random sample
     names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
-    # The int8 model (and ONNX) is converted and checked in a second process, beside the
-    # other formats here, each keeping a core busy; it starts first, to overlap the imports.
+    # The second process converts and checks int8 (and ONNX) beside the rest; it starts first.
     with atomic_output(export_dir) as out_dir, SecondProcess() as second_process:
         out_dir.mkdir()
         second_process.start(
@@ -125,9 +145,17 @@ def export_classifier(
                 onnx=params.onnx,
             )
         )
-        with phase("load models"):
-            model = load_classifier(model_files)
-        write_formats(model, meta, out_dir, model_file=model_file)
+        model = write_formats(model_files, meta, out_dir, model_file=model_file)
+        second_process.start(
+            partial(
+                predict_saved_model,
+                "saved_model_bytes",
+                out_dir / FORMAT_FILES["saved_model_bytes"],
+                test_files,
+                count=check_count,
+                batch_size=reference_batch_size,
+            )
+        )
         probabilities, labels, served = check_formats(
             model,
             [name for name in names if name not in SECOND_PROCESS_FORMATS],
@@ -139,15 +167,9 @@ def export_classifier(
         )
         with phase("export: waiting for the second process"):
             probabilities.update(second_process.result())
+            probabilities["saved_model_bytes"] = second_process.result()
         with phase("export: latency"):
             served_figures = time_formats(
                 names, out_dir, served, test_files=test_files, test_count=test_count
             )
-    return {
-        name: {
-            "file": FORMAT_FILES[name],
-            **check_figures(probabilities[name], labels, probabilities["keras"]),
-            **served_figures[name],
-        }
-        for name in names
-    }
+    return format_table(names, probabilities, labels, served_figures)
