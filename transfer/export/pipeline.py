@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.atomic import atomic_output
+from transfer.export.checks import check_figures
 from transfer.export.formats import (
     FORMAT_FILES,
     check_formats,
@@ -111,7 +112,14 @@ def format_table(
 ) -> dict[str, dict]:
     """reports/export/metrics.json: for each format, its file, its figures against Keras'
     probabilities (`probabilities["keras"]`) and its size and latencies."""
-    return format_table(names, probabilities, labels, served_figures)
+    return {
+        name: {
+            "file": FORMAT_FILES[name],
+            **check_figures(probabilities[name], labels, probabilities["keras"]),
+            **served_figures[name],
+        }
+        for name in names
+    }
 
 
 def export_classifier(
