@@ -84,15 +84,21 @@ def predict_format(
 
 
 def predict_saved_model(
-    name: str, directory: Path, files: list[Path], *, count: int, batch_size: int
-) -> np.ndarray:
-    """predict_format for a signature of the SavedModel in `directory`, loaded here (a second
-    process runs it)."""
-    served = tf.saved_model.load(str(directory))
-    classes = served.signatures["serving_default"].structured_outputs["probabilities"].shape[-1]
-    return predict_format(
-        name, directory, served, files, count=count, batch_size=batch_size, classes=classes
-    )
+    directory: Path, files: list[Path], *, count: int, batch_size: int
+) -> dict[str, np.ndarray]:
+    """predict_format for both signatures of the SavedModel in `directory`, loaded here (a
+    second process runs it)."""
+    with phase("export: SavedModel checks"):
+        served = tf.saved_model.load(str(directory))
+        signature = served.signatures["serving_default"]
+        classes = signature.structured_outputs["probabilities"].shape[-1]
+        return {
+            name: predict_format(
+                name, directory, served, files, count=count, batch_size=batch_size, classes=classes
+            )
+            for name in FORMAT_FILES
+            if FORMAT_FILES[name] == SAVED_MODEL
+        }
 
 
 def serving_figures(
@@ -117,25 +123,24 @@ def check_formats(
     count: int,
     batch_size: int,
     reference_batch_size: int,
-) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
-    """({"keras": the classifier's probabilities, and each of `names`' (formats.FORMAT_FILES)},
-    labels, the loaded SavedModel) on the first `count` test images.
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({"keras": the classifier's probabilities, and each of `names`' (TFLite models)},
+    labels) on the first `count` test images.
 
-    Keras and the SavedModel run in batches of `reference_batch_size` (backbone.batch_size),
-    the rest (LiteRT's) in batches of `batch_size`, in a thread beside them: LiteRT releases
-    the GIL, so its checks keep a core busy while TensorFlow runs.
+    Keras runs in batches of `reference_batch_size` (backbone.batch_size), the TFLite models
+    in batches of `batch_size`, in a thread beside it: LiteRT releases the GIL, so their
+    checks keep a core busy while TensorFlow runs.
     """
     classes = model.output_shape[-1]
 
-    def run(name: str, served: Any, size: int) -> np.ndarray:
+    def run(name: str) -> np.ndarray:
         path = out_dir / FORMAT_FILES[name]
         return predict_format(
-            name, path, served, test_files, count=count, batch_size=size, classes=classes
+            name, path, None, test_files, count=count, batch_size=batch_size, classes=classes
         )
 
-    beside = [name for name in names if FORMAT_FILES[name] != SAVED_MODEL]
     with ThreadPoolExecutor(1) as pool:
-        futures = {name: pool.submit(run, name, None, batch_size) for name in beside}
+        futures = {name: pool.submit(run, name) for name in names}
         # The Keras classifier's own predictions, which every format must reproduce. Not the
         # test probabilities finetune wrote: those come from a TFLite conversion too
         # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
@@ -143,23 +148,17 @@ def check_formats(
             reference, labels = run_on_records(
                 traced_call(model), classes, test_files, count, reference_batch_size
             )
-        with phase("export: SavedModel checks"):
-            served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
-            probabilities = {
-                name: run(name, served, reference_batch_size)
-                for name in names
-                if FORMAT_FILES[name] == SAVED_MODEL
-            }
-        with phase("export: waiting for the other checks"):
-            probabilities.update((name, future.result()) for name, future in futures.items())
-    return {"keras": reference, **probabilities}, labels, served
+        with phase("export: waiting for the TFLite checks"):
+            probabilities = {name: future.result() for name, future in futures.items()}
+    return {"keras": reference, **probabilities}, labels
 
 
 def time_formats(
-    names: list[str], out_dir: Path, served: Any, *, test_files: list[Path], test_count: int
+    names: list[str], out_dir: Path, *, test_files: list[Path], test_count: int
 ) -> dict[str, dict]:
     """Each format's size and latency (formats.serving_figures) on the first test images,
     timed one after the other, none beside other work: a latency is the model's own."""
+    served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
     images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
     encoded = encoded_test_images(test_files, len(images))
     return {

@@ -19,7 +19,7 @@ from transfer.export.formats import (
     time_formats,
 )
 from transfer.export.onnx_model import ONNX_FILE, export_onnx
-from transfer.export.serving import export_saved_model
+from transfer.export.serving import SAVED_MODEL, export_saved_model
 from transfer.export.tflite import (
     TFLITE_FLOAT,
     export_int8,
@@ -36,8 +36,8 @@ from transfer.records.cache_meta import CacheMeta
 from transfer.second_process import SecondProcess
 from transfer.timing import phase
 
-# Checked in the second process (export_beside; the bytes signature after it), beside the rest.
-SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx", "saved_model_bytes")
+# Checked in the second process (export_beside, then predict_saved_model), beside the rest.
+SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx", "saved_model", "saved_model_bytes")
 
 
 def export_beside(
@@ -137,7 +137,8 @@ def export_classifier(
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
     check_count = min(test_count, params.check_images or test_count)  # a random sample
     names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
-    # The second process converts and checks int8 (and ONNX) beside the rest; it starts first.
+    # The second process converts and checks int8 (and ONNX), then checks the SavedModel,
+    # beside the rest; it starts first.
     with atomic_output(export_dir) as out_dir, SecondProcess() as second_process:
         out_dir.mkdir()
         second_process.start(
@@ -157,14 +158,13 @@ def export_classifier(
         second_process.start(
             partial(
                 predict_saved_model,
-                "saved_model_bytes",
-                out_dir / FORMAT_FILES["saved_model_bytes"],
+                out_dir / SAVED_MODEL,
                 test_files,
                 count=check_count,
                 batch_size=reference_batch_size,
             )
         )
-        probabilities, labels, served = check_formats(
+        probabilities, labels = check_formats(
             model,
             [name for name in names if name not in SECOND_PROCESS_FORMATS],
             out_dir,
@@ -175,9 +175,9 @@ def export_classifier(
         )
         with phase("export: waiting for the second process"):
             probabilities.update(second_process.result())
-            probabilities["saved_model_bytes"] = second_process.result()
+            probabilities.update(second_process.result())
         with phase("export: latency"):
             served_figures = time_formats(
-                names, out_dir, served, test_files=test_files, test_count=test_count
+                names, out_dir, test_files=test_files, test_count=test_count
             )
     return format_table(names, probabilities, labels, served_figures)
