@@ -1,5 +1,6 @@
-"""Stage `export`: the whole classifier as a Keras file, a SavedModel, float and int8 TFLite
-models and labels, each TFLite model checked on the test images against the Keras one."""
+"""Stage `export`: the whole classifier as a Keras file, a SavedModel, float, float16,
+dynamic-range and int8 TFLite models, optionally ONNX, and labels, each checked on the test
+images against the Keras one."""
 
 import logging
 
@@ -28,22 +29,25 @@ def main() -> None:
         classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE),
         read_cache_meta(CACHE_DIR),
         CACHE_DIR,
-        params.export,
-        params.backbone.batch_size,
-        EXPORT_DIR,
-        MODEL_FILE,
+        params=params.export,
+        reference_batch_size=params.backbone.batch_size,
+        export_dir=EXPORT_DIR,
+        model_file=MODEL_FILE,
     )
     write_json(EXPORT_METRICS_FILE, metrics)
     for name, figures in metrics.items():
+        one_thread = figures["latency_ms_1_thread"]
         log.info(
-            "%s: test accuracy %.4f, agrees with Keras on %.4f of %d test images; %.1f MB, "
-            "%.1f ms an image on 1 thread, %.1f on %d",
+            "%s (%s): test accuracy %.4f, agrees with Keras on %.4f of %d test images (largest "
+            "probability difference %.4f); %.1f MB, %s ms an image on 1 thread, %.1f on %d",
             name,
+            figures["file"],
             figures["accuracy"],
             figures["agreement"],
             figures["images"],
+            figures["max_probability_difference"],
             figures["bytes"] / 1e6,
-            figures["latency_ms_1_thread"],
+            "-" if one_thread is None else f"{one_thread:.1f}",
             figures["latency_ms_all_threads"],
             figures["threads"],
         )

@@ -234,6 +234,7 @@ class ExportParams:
     batch_size: int = 8
     calibration_images: int = 32
     check_images: int | None = 256
+    onnx: bool = False
 
     def __post_init__(self) -> None:
         _require(self.batch_size > 0, "export.batch_size", "positive", self.batch_size)

@@ -1,4 +1,4 @@
-"""Run one call in a second process, started early so that its imports overlap other work."""
+"""Run calls in a second process, started early so that its imports overlap other work."""
 
 import multiprocessing
 import signal
@@ -10,7 +10,8 @@ from transfer.errors import PipelineError
 
 
 class SecondProcess:
-    """A spawned process that waits for one call; `result()` returns its value.
+    """A spawned process that runs the calls it is sent, one after another, in their order;
+    each `result()` returns the next call's value.
 
     Start it early: while this process works, it imports the main module (TensorFlow, for a
     stage). `spawn`, because TensorFlow's threads make a forked copy unsafe. Leaving the
@@ -33,11 +34,13 @@ class SecondProcess:
         self._process.join()
 
     def start(self, function: Callable[..., Any], *args: Any) -> None:
-        """Call function(*args) there. Pass small arguments: this waits until they are read."""
+        """Call function(*args) there, after the calls sent before. Pass small arguments:
+        this may wait until they are read."""
         self._connection.send((function, args))
 
     def result(self) -> Any:
-        """The call's return value; what it raised is raised here."""
+        """The return value of the oldest call not yet answered; what it raised is raised
+        here."""
         try:
             succeeded, value = self._connection.recv()
         except EOFError:  # the process ended without an answer: only it held the other end
@@ -52,8 +55,12 @@ class SecondProcess:
 def _serve(connection: Connection) -> None:
     # Ctrl-C reaches the whole process group; the parent handles it and kills this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    function, args = connection.recv()
-    try:
-        connection.send((True, function(*args)))
-    except Exception as error:  # sent back, to be raised in the parent
-        connection.send((False, error))
+    while True:
+        try:
+            function, args = connection.recv()
+        except EOFError:  # the parent is gone
+            return
+        try:
+            connection.send((True, function(*args)))
+        except Exception as error:  # sent back, to be raised in the parent
+            connection.send((False, error))

@@ -36,6 +36,8 @@ EXPORT_FILES = (
     "models/model.keras",
     "models/export/labels.txt",
     "models/export/model_float.tflite",
+    "models/export/model_float16.tflite",
+    "models/export/model_dynamic_range.tflite",
     "models/export/model_int8.tflite",
     "models/export/saved_model/saved_model.pb",
     "reports/export/metrics.json",
@@ -110,15 +112,22 @@ def test_the_export_writes_every_file_and_its_float_model_agrees_with_keras(
     metrics = json.loads((repo / "reports/export/metrics.json").read_text())
     assert metrics["tflite_float"]["agreement"] == 1.0
     test_count = read_cache_meta(repo / "data/cache").counts["test"]
-    assert metrics["tflite_float"]["images"] == metrics["tflite_int8"]["images"] == test_count
-    assert set(metrics["tflite_int8"]) == {
-        "accuracy", "agreement", "images", "bytes", "latency_ms_1_thread",
-        "latency_ms_all_threads", "threads",
+    assert metrics["saved_model"]["agreement"] == metrics["saved_model_bytes"]["agreement"] == 1.0
+    assert set(metrics) == {
+        "saved_model", "saved_model_bytes", "tflite_float", "tflite_float16",
+        "tflite_dynamic_range", "tflite_int8",
     }  # fmt: skip
-    for name, model in (("tflite_float", "model_float"), ("tflite_int8", "model_int8")):
-        assert metrics[name]["bytes"] == (repo / f"models/export/{model}.tflite").stat().st_size
-        assert 0 < metrics[name]["latency_ms_all_threads"] < 1000
+    for name, figures in metrics.items():
+        assert figures["images"] == test_count, name
+        assert set(figures) == {
+            "file", "accuracy", "agreement", "max_probability_difference", "images", "bytes",
+            "latency_ms_1_thread", "latency_ms_all_threads", "threads",
+        }  # fmt: skip
+        if figures["file"].endswith(".tflite"):
+            assert figures["bytes"] == (repo / "models/export" / figures["file"]).stat().st_size
+        assert 0 < figures["latency_ms_all_threads"] < 1000
     assert metrics["tflite_int8"]["bytes"] < metrics["tflite_float"]["bytes"] / 2
+    assert metrics["tflite_float16"]["bytes"] < metrics["tflite_float"]["bytes"] * 0.55
     keras_probabilities = np.load(repo / "models/finetuned/test_probabilities.npy")
     meta = read_cache_meta(repo / "data/cache")
     images, _, _ = read_images(meta.split_files(repo / "data/cache", "test"), 8)
@@ -141,7 +150,7 @@ def test_an_export_param_reruns_only_the_export(repo: Path) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert stages_run(dvc(repo, "repro").stdout) == {"export"}
     metrics = json.loads((repo / "reports/export/metrics.json").read_text())
-    assert metrics["tflite_float"]["images"] == metrics["tflite_int8"]["images"] == 2
+    assert {figures["images"] for figures in metrics.values()} == {2}
     commit(repo, "export calibrated on 3 images, checked on 2")
 
 

@@ -54,6 +54,7 @@ def test_a_param_left_out_takes_its_value_in_the_shipped_params_yaml() -> None:
         ("finetune.warmup_epochs", 25, "finetune.warmup_epochs must be in [0, finetune.epochs)"),
         ("finetune.activation_dtype", "int8", "finetune.activation_dtype must be one of float16"),
         ("evaluate.tta", "yes", "evaluate.tta must be true or false, got 'yes'"),
+        ("export.onnx", "yes", "export.onnx must be true or false, got 'yes'"),
         ("distribute", "ring", "distribute must be one of auto, none, mirrored, multi_worker, "),
         ("precision", "float16", "precision must be one of auto, float32, mixed_float16, got "),
     ],

@@ -16,6 +16,17 @@ def test_the_call_returns_its_value() -> None:
         assert second.result() == 5.0
 
 
+def test_calls_run_one_after_another_and_answer_in_their_order() -> None:
+    with SecondProcess() as second:
+        second.start(math.hypot, 3.0, 4.0)
+        second.start(int, "not a number")
+        second.start(math.hypot, 6.0, 8.0)
+        assert second.result() == 5.0
+        with pytest.raises(ValueError, match="not a number"):
+            second.result()
+        assert second.result() == 10.0
+
+
 def test_what_the_call_raises_is_raised_here() -> None:
     with SecondProcess() as second:
         second.start(int, "not a number")

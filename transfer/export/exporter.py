@@ -1,21 +1,34 @@
-"""The whole export: the Keras file, the SavedModel, the float and int8 TFLite models, and
-each TFLite model checked against the Keras classifier on the test images."""
+"""The whole export: the Keras file, the SavedModel, the TFLite models (float, float16,
+dynamic range, int8) and, with export.onnx, the ONNX model, each checked against the Keras
+classifier on the test images."""
 
+from functools import partial
 from pathlib import Path
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from transfer.atomic import atomic_output
-from transfer.evaluation.metrics import agreement_metrics
-from transfer.export.serving import export_saved_model
-from transfer.export.tflite import (
-    LATENCY_IMAGES,
-    TFLITE_FLOAT,
-    TFLITE_INT8,
-    export_int8,
-    representative_images,
-    serving_figures,
-    tflite_predict_records,
+from transfer.export.checks import check_figures
+from transfer.export.formats import (
+    FORMAT_FILES,
+    check_formats,
+    predict_format,
+    predict_saved_model,
+    time_formats,
 )
-from transfer.inference import run_on_records, traced_call
+from transfer.export.onnx_model import ONNX_FILE, export_onnx
+from transfer.export.serving import SAVED_MODEL, export_saved_model
+from transfer.export.tflite import (
+    TFLITE_FLOAT,
+    export_int8,
+)
+from transfer.export.weights_only import (
+    TFLITE_DYNAMIC_RANGE,
+    TFLITE_FLOAT16,
+    convert_weights_only,
+)
 from transfer.litert import serving_function, to_tflite
 from transfer.manifests.cache_meta import CacheMeta
 from transfer.models.files import load_classifier, save_model
@@ -23,84 +36,149 @@ from transfer.params import ExportParams
 from transfer.second_process import SecondProcess
 from transfer.timing import phase
 
+# Checked in the second process (export_beside, then predict_saved_model), beside the rest.
+SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx", "saved_model", "saved_model_bytes")
+
+
+def export_beside(
+    model_files: list[Path],
+    out_dir: Path,
+    calibration_files: list[Path],
+    *,
+    calibration_images: int,
+    test_files: list[Path],
+    count: int,
+    batch_size: int,
+    onnx: bool,
+) -> dict[str, np.ndarray]:
+    """The second process's formats, each one's probabilities on the first `count` test
+    images: the int8 model (tflite.export_int8) and, if `onnx`, the ONNX model, whose
+    conversion (tf2onnx: mostly Python, on one core) runs here beside the other formats."""
+    with phase("export: int8"):
+        probabilities = {
+            "tflite_int8": export_int8(
+                model_files,
+                out_dir,
+                calibration_files,
+                calibration_images=calibration_images,
+                test_files=test_files,
+                test_count=count,
+                batch_size=batch_size,
+            )
+        }
+    if onnx:
+        with phase("export: ONNX"):
+            model = load_classifier(model_files)
+            export_onnx(model, out_dir / ONNX_FILE)
+            probabilities["onnx"] = predict_format(
+                "onnx",
+                out_dir / ONNX_FILE,
+                None,
+                test_files,
+                count=count,
+                batch_size=batch_size,
+                classes=model.output_shape[-1],
+            )
+    return probabilities
+
+
+def write_formats(
+    model_files: list[Path], meta: CacheMeta, out_dir: Path, *, model_file: Path
+) -> keras.Model:
+    """Load the classifier of `model_files` and write the formats made in this process to
+    `out_dir` (the SavedModel, the float, float16 and dynamic-range TFLite models) and the
+    Keras classifier to `model_file`; return the classifier."""
+    with phase("load models"):
+        model = load_classifier(model_files)
+    serve = serving_function(model)  # traced once, for all
+    with phase("export: SavedModel"):
+        export_saved_model(serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir)
+    with phase("export: float TFLite"):
+        (out_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
+    with phase("export: float16 TFLite"):
+        (out_dir / TFLITE_FLOAT16).write_bytes(convert_weights_only(serve, tf.float16))
+    with phase("export: dynamic-range TFLite"):
+        (out_dir / TFLITE_DYNAMIC_RANGE).write_bytes(convert_weights_only(serve, tf.int8))
+    with phase("save models"):
+        save_model(model, model_file)
+    return model
+
+
+def format_table(
+    names: list[str],
+    probabilities: dict[str, np.ndarray],
+    labels: np.ndarray,
+    served_figures: dict[str, dict],
+) -> dict[str, dict]:
+    """reports/export/metrics.json: for each format, its file, its figures against Keras'
+    probabilities (`probabilities["keras"]`) and its size and latencies."""
+    return {
+        name: {
+            "file": FORMAT_FILES[name],
+            **check_figures(probabilities[name], labels, probabilities["keras"]),
+            **served_figures[name],
+        }
+        for name in names
+    }
+
 
 def export_classifier(
     model_files: list[Path],
     meta: CacheMeta,
     cache_dir: Path,
+    *,
     params: ExportParams,
     reference_batch_size: int,
     export_dir: Path,
     model_file: Path,
 ) -> dict[str, dict]:
     """Write the classifier of `model_files` (finetuned.classifier_files) to `model_file` and
-    its serving forms to `export_dir`; return each TFLite model's accuracy and agreement with
-    the Keras classifier on the first `params.check_images` test images of the cache.
-
-    The Keras reference runs in batches of `reference_batch_size` (backbone.batch_size).
-    """
-    batch_size = params.batch_size
+    its serving forms to `export_dir`; return each format's figures against the Keras
+    classifier, which runs in batches of `reference_batch_size` (backbone.batch_size)."""
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
-    # The checks run on the first `check_images` test images (the records' seeded order: a
-    # random sample): they catch a conversion that changes the predictions, and the whole
-    # test set's accuracy is evaluate's. On all 608 flowers128 test images the float check
-    # was the export's longest step (4 s of 10).
-    check_count = min(test_count, params.check_images or test_count)
-    # The int8 model is converted, calibrated and checked in a second process, in parallel
-    # with the float model here: each keeps one core busy. It starts first, so that its
-    # imports overlap the loading here.
-    with atomic_output(export_dir) as out_dir, SecondProcess() as int8_process:
+    check_count = min(test_count, params.check_images or test_count)  # a random sample
+    names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
+    # The second process converts and checks int8 (and ONNX), then checks the SavedModel,
+    # beside the rest; it starts first.
+    with atomic_output(export_dir) as out_dir, SecondProcess() as second_process:
         out_dir.mkdir()
-        int8_process.start(
-            export_int8,
-            model_files,
+        second_process.start(
+            partial(
+                export_beside,
+                model_files,
+                out_dir,
+                meta.split_files(cache_dir, "train"),
+                calibration_images=params.calibration_images,
+                test_files=test_files,
+                count=check_count,
+                batch_size=params.batch_size,
+                onnx=params.onnx,
+            )
+        )
+        model = write_formats(model_files, meta, out_dir, model_file=model_file)
+        second_process.start(
+            partial(
+                predict_saved_model,
+                out_dir / SAVED_MODEL,
+                test_files,
+                count=check_count,
+                batch_size=reference_batch_size,
+            )
+        )
+        probabilities, labels = check_formats(
+            model,
+            [name for name in names if name not in SECOND_PROCESS_FORMATS],
             out_dir,
-            meta.split_files(cache_dir, "train"),
-            params.calibration_images,
             test_files,
-            check_count,
-            batch_size,
+            count=check_count,
+            batch_size=params.batch_size,
+            reference_batch_size=reference_batch_size,
         )
-        with phase("load models"):
-            model = load_classifier(model_files)
-        serve = serving_function(model)  # traced once, for both
-        with phase("export: SavedModel"):
-            export_saved_model(
-                serve, list(meta.classes), meta.image_size, meta.jpeg_quality, out_dir
-            )
-        with phase("export: float TFLite"):
-            (out_dir / TFLITE_FLOAT).write_bytes(to_tflite(serve))
-        with phase("export: float TFLite test run"):
-            float_probabilities, labels = tflite_predict_records(
-                out_dir / TFLITE_FLOAT, test_files, check_count, batch_size
-            )
-        with phase("save models"):
-            save_model(model, model_file)
-        # The Keras classifier's own predictions, which the TFLite models must reproduce. Not
-        # the test probabilities finetune wrote: those come from a TFLite conversion too
-        # (backbone.engine: litert), so agreeing with them would not catch a bad conversion.
-        with phase("export: Keras reference"):
-            keras_probabilities, _ = run_on_records(
-                traced_call(model), meta.n_classes, test_files, check_count, reference_batch_size
-            )
-        with phase("export: waiting for int8"):
-            int8_probabilities = int8_process.result()
-        # Timed one after the other, neither beside other work: a latency is the model's own.
+        with phase("export: waiting for the second process"):
+            probabilities.update(second_process.result())
+            probabilities.update(second_process.result())
         with phase("export: latency"):
-            images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
-            served = {
-                name: serving_figures((out_dir / file).read_bytes(), images)
-                for name, file in (("tflite_float", TFLITE_FLOAT), ("tflite_int8", TFLITE_INT8))
-            }
-    checked = keras_probabilities.argmax(axis=1)
-    return {
-        name: {
-            **agreement_metrics(probabilities, labels, checked),
-            "images": check_count,
-            **served[name],
-        }
-        for name, probabilities in (
-            ("tflite_float", float_probabilities),
-            ("tflite_int8", int8_probabilities),
-        )
-    }
+            served_figures = time_formats(
+                names, out_dir, test_files=test_files, test_count=test_count
+            )
+    return format_table(names, probabilities, labels, served_figures)

@@ -8,6 +8,7 @@ from tensorflow.core.protobuf import fingerprint_pb2
 
 from transfer.atomic import atomic_output
 from transfer.errors import PipelineError
+from transfer.export.orientation import apply_orientation, exif_orientation
 from transfer.records.schema import NO_ROOM
 
 SAVED_MODEL = "saved_model"
@@ -17,10 +18,12 @@ FINGERPRINT = "fingerprint.pb"  # what tf.saved_model.save writes beside saved_m
 
 def decode_resized(data: tf.Tensor, size: int, quality: int) -> tf.Tensor:
     """An encoded photo (JPEG, PNG, GIF or BMP) as the model saw its training photos: RGB,
-    resized to size x size (bilinear, antialiased when it shrinks, as Pillow's is), stored
-    as a JPEG of `quality` and decoded again (TensorFlow's encoder writes what the cache's
-    Pillow writes), as float32 pixels in [0, 255]."""
+    turned upright by its EXIF orientation (orientation.py), resized to size x size
+    (bilinear, antialiased when it shrinks, as Pillow's is), stored as a JPEG of `quality`
+    and decoded again (TensorFlow's encoder writes what the cache's Pillow writes), as
+    float32 pixels in [0, 255]."""
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = apply_orientation(image, exif_orientation(data))
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
     stored = tf.io.decode_jpeg(tf.io.encode_jpeg(pixels, quality=quality))

@@ -1,6 +1,5 @@
 """TFLite float and int8 models converted from the classifier, and running them by LiteRT."""
 
-import time
 from itertools import islice
 from pathlib import Path
 
@@ -9,13 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.inference import run_on_records
-from transfer.litert import LiteRTModel, available_cores, serving_function
+from transfer.litert import LiteRTModel, serving_function
 from transfer.models.files import load_classifier
 from transfer.tfdata import make_dataset
 
 TFLITE_FLOAT = "model_float.tflite"
 TFLITE_INT8 = "model_int8.tflite"
-LATENCY_IMAGES = 16  # test images each model's latency is the median over
 
 
 def convert_int8(model: keras.Model, representative: np.ndarray, batch_size: int) -> bytes:
@@ -52,32 +50,6 @@ def representative_images(files: list[Path], count: int) -> np.ndarray:
     return np.concatenate(pixels).astype(np.uint8)
 
 
-def latency_ms(content: bytes, images: np.ndarray, threads: int) -> float:
-    """The median milliseconds a TFLite model takes on LiteRT to classify one of `images` in
-    a call of its own (as an app classifies a photo), on `threads` threads, after a first
-    call that allocates."""
-    model = LiteRTModel(content, batch_size=1, threads=threads)
-    model(images[:1])
-    seconds = []
-    for image in images:
-        start = time.perf_counter()
-        model(image[None])
-        seconds.append(time.perf_counter() - start)
-    return 1000 * float(np.median(seconds))
-
-
-def serving_figures(content: bytes, images: np.ndarray) -> dict[str, float | int]:
-    """What a user weighs before shipping a TFLite model: its size, and its median latency
-    per image on one thread and on all the cores."""
-    cores = available_cores()
-    return {
-        "bytes": len(content),
-        "latency_ms_1_thread": round(latency_ms(content, images, 1), 3),
-        "latency_ms_all_threads": round(latency_ms(content, images, cores), 3),
-        "threads": cores,
-    }
-
-
 def tflite_predict_records(
     model_file: Path, files: list[Path], count: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +64,7 @@ def export_int8(
     model_files: list[Path],
     out_dir: Path,
     calibration_files: list[Path],
+    *,
     calibration_images: int,
     test_files: list[Path],
     test_count: int,
