@@ -92,8 +92,10 @@ class LiteRTModel:
             self.shape = batch.shape
         if self.input["dtype"] != np.float32:
             scale, zero_point = self.input["quantization"]
+            if scale:  # a quantized input; a plain integer one (scale 0) takes the values
+                batch = np.round(batch / scale + zero_point)
             info = np.iinfo(self.input["dtype"])
-            batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
+            batch = np.clip(batch, info.min, info.max)
         self.interpreter.set_tensor(self.input["index"], batch.astype(self.input["dtype"]))
         self.interpreter.invoke()
         results = []

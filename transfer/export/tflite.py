@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer.export.selective import selective_int8
 from transfer.inference import run_on_records
 from transfer.litert import LiteRTModel, serving_function
 from transfer.models.files import load_classifier
@@ -17,20 +18,22 @@ TFLITE_INT8 = "model_int8.tflite"
 
 
 def convert_int8(model: keras.Model, representative: np.ndarray, batch_size: int) -> bytes:
-    """The int8 TFLite model, uint8 pixels in.
+    """The int8 TFLite model, uint8 pixels in, MobileNetV2's worst layers left in float
+    (transfer.export.selective).
 
     `representative` holds N x H x W x 3 raw training pixels; they calibrate the value ranges
     in batches of `batch_size`, which is faster than one image at a time. Calibration runs
     the float model on every one of them with TFLite's reference kernels, about 76 ms per
     MobileNetV2 image on a 2-core Xeon: most of the conversion's time.
     """
-    return int8_converter(model, representative, batch_size).convert()
+    return selective_int8(model, representative, batch_size)
 
 
 def int8_converter(
     model: keras.Model, representative: np.ndarray, batch_size: int
 ) -> tf.lite.TFLiteConverter:
-    """The converter convert_int8 uses, set up (for TFLite's quantization debugger too)."""
+    """A converter to a full-int8 model, uint8 pixels in: every layer quantized, as
+    convert_int8 did before it left some in float (for TFLite's quantization debugger too)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serving_function(model).get_concrete_function()]
     )
