@@ -183,3 +183,18 @@ def test_run_experiments_names_the_one_that_failed(monkeypatch: pytest.MonkeyPat
     fake_queue(monkeypatch, [{}, {"exp": "Running"}, {"exp": "Failed"}])
     with pytest.raises(PipelineError, match=r"exp did not finish \(Failed\).*dvc queue logs exp"):
         queue.run_experiments({"exp": ["u=5"]}, jobs=1)
+
+
+def test_run_experiments_asks_again_when_dvc_could_not_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A look at the experiments while a worker commits one can fail inside DVC (None): the
+    wait asks again instead of stopping or hanging."""
+    answers = [{}, {"exp": "Running"}, None, None, {"exp": "Success"}]
+    fake_queue(monkeypatch, answers)
+    queue.run_experiments({"exp": ["u=5"]}, jobs=1)  # returns: the last answer was read
+
+
+def test_experiment_states_gives_none_when_dvc_fails(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not a DVC repo: `dvc exp show` fails there
+    assert queue.experiment_states() is None

@@ -1,5 +1,6 @@
 """Experiments run on DVC's queue by its command line, and waited for."""
 
+import json
 import logging
 import os
 import subprocess
@@ -13,7 +14,7 @@ from transfer.memo.store import MEMO_ENV, memo_dir
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 30  # between two looks at the queue (each costs DVC about a second)
+POLL_SECONDS = 10  # between two looks at the queue (each costs DVC about two seconds)
 DONE = (None, "Success")  # the states of an experiment that has results (None: run directly)
 PENDING = ("Queued", "Running")
 
@@ -50,13 +51,35 @@ def dvc(*args: str) -> None:
         raise PipelineError(f"dvc {' '.join(args)} failed: {error}")
 
 
-def experiment_states() -> dict[str, str | None]:
-    """{experiment name: state (Queued, Running, Success, Failed or None)} of the experiments
-    on the workspace's commit, as `dvc exp show` lists them."""
-    import dvc.api  # DVC's import takes a second: only the command that queues pays for it
+# dvc.api.exp_show in a process of its own: read while a queue worker commits an experiment,
+# DVC's reading thread can fail (pygit2 "object not found") and leave the call waiting for
+# ever; a process of its own is given up after STATES_TIMEOUT and asked again.
+STATES = (
+    "import json, dvc.api; "
+    "print(json.dumps({r['Experiment']: r.get('State') for r in dvc.api.exp_show() "
+    "if r.get('Experiment')}))"
+)
+STATES_TIMEOUT = 120  # seconds
 
-    rows = dvc.api.exp_show()
-    return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment")}
+
+def experiment_states() -> dict[str, str | None] | None:
+    """{experiment name: state (Queued, Running, Success, Failed or None)} of the experiments
+    on the workspace's commit, as `dvc exp show` lists them; None if DVC could not say."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", STATES],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=queue_env(),
+            timeout=STATES_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    lines = result.stdout.strip().splitlines()
+    if result.returncode or not lines:
+        return None
+    return json.loads(lines[-1])
 
 
 def run_experiments(runs: dict[str, list[str]], *, jobs: int) -> None:
@@ -64,6 +87,8 @@ def run_experiments(runs: dict[str, list[str]], *, jobs: int) -> None:
     queue workers, and wait until every one has finished; an experiment already done (same
     name on this commit) is reused, one already queued is waited for."""
     states = experiment_states()
+    if states is None:
+        raise PipelineError("`dvc exp show` failed in this repo: run it to see why")
     queued = 0
     for name, overrides in runs.items():
         if name in states and states[name] in DONE:
@@ -77,6 +102,9 @@ def run_experiments(runs: dict[str, list[str]], *, jobs: int) -> None:
     waiting: list[str] = []
     while True:
         states = experiment_states()
+        if states is None:  # asked while a worker wrote: ask again
+            time.sleep(POLL_SECONDS)
+            continue
         pending = [name for name in runs if states.get(name) in PENDING]
         if not pending:
             break
