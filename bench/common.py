@@ -2,6 +2,7 @@
 timed command, a process of its own for one measurement, a result's test accuracy."""
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -102,3 +103,20 @@ def repo_of_checkout(checkout: Path, repo: Path, changes: dict) -> Path:
     changed as MAKE_REPO says: to run an earlier version beside this one."""
     timed([sys.executable, "-c", MAKE_REPO, str(repo), json.dumps(changes)], checkout)
     return repo
+
+
+# What the per-image stages log of the memo: (rows computed, rows from the memo).
+MEMO_LINES = {
+    "cache": r"\((\d+) resized, (\d+) from the memo\)",
+    "extract": r"(\d+) feature rows computed, (\d+) from the memo",
+    "finetune": r"(\d+) activation rows computed, (\d+) from the memo",
+}
+
+
+def memo_counts(output: str) -> dict[str, tuple[int, int]]:
+    """{stage: (rows computed, rows from the memo)} of the stages whose line `output` holds."""
+    counts = {}
+    for stage, pattern in MEMO_LINES.items():
+        if match := re.search(pattern, output):
+            counts[stage] = (int(match.group(1)), int(match.group(2)))
+    return counts

@@ -13,7 +13,6 @@ computed and took from the memo, and the machine's raw Keras MobileNetV2 forward
 """
 
 import argparse
-import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import accuracy, in_own_process, machine, raw_forward_speed, timed
+from bench.common import accuracy, in_own_process, machine, memo_counts, raw_forward_speed, timed
 from bench.sandbox import PROJECT_ROOT, commit, make_pipeline_repo
 from bench.timeline import Timeline, run_timed
 from transfer.image_files import has_image_extension
@@ -29,11 +28,6 @@ from transfer.image_files import has_image_extension
 PER_IMAGE = ("cache", "extract")
 NO_OP_RUNS = 5
 FIXED_PHASES = ("load models", "convert")  # start-up work that does not grow with the photos
-MEMO_LINES = {
-    "cache": r"\((\d+) resized, (\d+) from the memo\)",
-    "extract": r"(\d+) feature rows computed, (\d+) from the memo",
-    "finetune": r"(\d+) activation rows computed, (\d+) from the memo",
-}
 
 
 def copy_holding_back(dataset: Path, photos: Path, held: Path) -> tuple[list[Path], list[Path]]:
@@ -71,14 +65,6 @@ def fixed_seconds(timeline: Timeline, stage: str) -> float:
     return first - start + sum(e["seconds"] for e in inside if e["phase"] in FIXED_PHASES)
 
 
-def memo_counts(timeline: Timeline) -> dict[str, tuple[int, int]]:
-    counts = {}
-    for stage, pattern in MEMO_LINES.items():
-        if match := re.search(pattern, timeline.output):
-            counts[stage] = (int(match.group(1)), int(match.group(2)))
-    return counts
-
-
 def stage_table(first: Timeline, runs: dict[str, Timeline]) -> list[str]:
     """Markdown: each run's wall time and each stage's seconds, as a share of the first run's
     (the whole, or the same stage's)."""
@@ -105,7 +91,7 @@ def per_image_table(first: Timeline, tuned: Timeline, runs: dict[str, Timeline])
     ]
     every = {"first `dvc repro`": first, "first with `unfreeze: 50`": tuned, **runs}
     for name, run in every.items():
-        counts = memo_counts(run)
+        counts = memo_counts(run.output)
         for stage in (*PER_IMAGE, "finetune"):
             if stage not in run.spans or (stage == "finetune" and stage not in counts):
                 continue
@@ -168,7 +154,7 @@ def main() -> None:
     print("\n".join(stage_table(first, runs)))
     print()
     print("\n".join(per_image_table(first, tuned, runs)))
-    computed, reused = memo_counts(tuned)["finetune"]
+    computed, reused = memo_counts(tuned.output)["finetune"]
     print(
         f"\n`unfreeze: 50` first: {tuned.wall:.1f} s, {computed} activation rows computed, "
         f"{reused} from the memo"

@@ -13,22 +13,16 @@ and the rows `cache` and `extract` computed and took from the memo.
 import argparse
 import csv
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from bench.common import accuracy, machine, print_table, raw_forward_speed
+from bench.common import accuracy, machine, memo_counts, print_table, raw_forward_speed
 from bench.sandbox import PROJECT_ROOT, make_pipeline_repo, run_command
 from transfer.manifests.split_lists import read_split
 from transfer.paths import PREDICTIONS_FILE, SPLIT_DIR, SPLITS
-
-MEMO_LINES = {
-    "cache": r"\((\d+) resized, (\d+) from the memo\)",
-    "extract": r"(\d+) feature rows computed, (\d+) from the memo",
-}
 
 
 def run_to_evaluate(repo: Path, memo: Path) -> tuple[float, str]:
@@ -43,11 +37,11 @@ def run_to_evaluate(repo: Path, memo: Path) -> tuple[float, str]:
 
 def memo_rows(output: str) -> str:
     """`cache` and `extract`'s rows: computed / from the memo."""
-    found = []
-    for stage, pattern in MEMO_LINES.items():
-        match = re.search(pattern, output)
-        found.append(f"{stage} {match.group(1)}/{match.group(2)}" if match else f"{stage} ?")
-    return ", ".join(found)
+    counts = memo_counts(output)
+    return ", ".join(
+        f"{stage} {'/'.join(map(str, counts[stage]))}" if stage in counts else f"{stage} ?"
+        for stage in ("cache", "extract")
+    )
 
 
 def link(source: Path, target: Path) -> None:
