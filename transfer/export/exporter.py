@@ -53,11 +53,13 @@ def export_beside(
 ) -> dict[str, np.ndarray]:
     """The second process's formats, each one's probabilities on the first `count` test
     images: the int8 model (tflite.export_int8) and, if `onnx`, the ONNX model, whose
-    conversion (tf2onnx: mostly Python, on one core) runs here beside the other formats."""
+    conversion (tf2onnx: mostly Python, on one core) runs here beside the other formats.
+    Loads the classifier itself: this runs in the second process."""
+    model = load_classifier(model_files)
     with phase("export: int8"):
         probabilities = {
             "tflite_int8": export_int8(
-                model_files,
+                model,
                 out_dir,
                 calibration_files,
                 calibration_images=calibration_images,
@@ -68,7 +70,6 @@ def export_beside(
         }
     if onnx:
         with phase("export: ONNX"):
-            model = load_classifier(model_files)
             export_onnx(model, out_dir / ONNX_FILE)
             probabilities["onnx"] = predict_format(
                 "onnx",

@@ -10,7 +10,6 @@ import tensorflow as tf
 from transfer.export.selective import selective_int8
 from transfer.inference import run_on_records
 from transfer.litert import LiteRTModel, serving_function
-from transfer.models.files import load_classifier
 from transfer.tfdata import make_dataset
 
 TFLITE_FLOAT = "model_float.tflite"
@@ -64,7 +63,7 @@ def tflite_predict_records(
 
 
 def export_int8(
-    model_files: list[Path],
+    model: keras.Model,
     out_dir: Path,
     calibration_files: list[Path],
     *,
@@ -73,11 +72,9 @@ def export_int8(
     test_count: int,
     batch_size: int,
 ) -> np.ndarray:
-    """Write the int8 model of the classifier that `model_files` (load_classifier's
-    argument) hold, calibrated on the first `calibration_images` of `calibration_files`,
-    and return its class probabilities for the first `test_count` test images. Loads the
-    classifier itself, so that it can run in a second process beside the float export."""
-    model = load_classifier(model_files)
+    """Write the int8 model of the classifier, calibrated on the first `calibration_images`
+    of `calibration_files`, and return its class probabilities for the first `test_count`
+    test images."""
     representative = representative_images(calibration_files, calibration_images)
     (out_dir / TFLITE_INT8).write_bytes(convert_int8(model, representative, batch_size))
     probabilities, _ = tflite_predict_records(
