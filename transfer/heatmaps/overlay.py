@@ -10,7 +10,7 @@ STOPS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 COLOURS = np.array(
     [[0, 0, 140], [0, 90, 255], [0, 230, 230], [255, 220, 0], [220, 0, 0]], dtype=np.float32
 )
-TINT = (0.35, 0.35)  # the colour's share of a pixel: the first everywhere, plus the second x level
+TINT = (0.15, 0.5)  # the colour's share of a pixel: the first everywhere, plus the second x level
 
 
 def colour_scale(levels: np.ndarray) -> np.ndarray:
