@@ -1,7 +1,9 @@
 """Stage `evaluate`: test-set metrics, confusion matrix, predictions and picture.
 
-It reads the classifier's test probabilities that `finetune` wrote, so it runs no model and
-never loads TensorFlow: `dvc exp run evaluate -S ...` explores without the export's cost.
+It reads the classifier's test probabilities that `finetune` wrote: the metrics run no model,
+so `dvc exp run evaluate -S ...` explores without the export's cost. The classifier is loaded
+only for the heat maps of the misclassified images the picture shows (Grad-CAM of the class
+predicted), and TensorFlow with it: not at all when none is wrong.
 """
 
 import logging
@@ -11,19 +13,23 @@ import numpy as np
 from transfer.atomic import write_json
 from transfer.audit.leaks import leaked_test_images
 from transfer.errors import run_main
+from transfer.evaluation.grid import grid_order
 from transfer.evaluation.metrics import classification_metrics, leak_metrics
 from transfer.evaluation.predictions import test_probabilities
 from transfer.evaluation.reports import write_reports
 from transfer.features import labels_file, load_paths
 from transfer.manifests.cache_meta import read_cache_meta
+from transfer.models.head_only import classifier_files
 from transfer.params import load_params
 from transfer.paths import (
     CACHE_DIR,
     CONFUSION_FILE,
     DUPLICATES_FILE,
+    EXTRACTOR_FILE,
     FEATURES_DIR,
     FINETUNED_DIR,
     GRID_FILE,
+    HEAD_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     RAW_DIR,
@@ -31,6 +37,24 @@ from transfer.paths import (
 from transfer.timing import phase
 
 log = logging.getLogger(__name__)
+
+
+def misclassified_heat_maps(
+    paths: list[str], labels: np.ndarray, predicted: np.ndarray, count: int
+) -> dict[int, np.ndarray]:
+    """{index: Grad-CAM map for the class predicted} of the misclassified images among the
+    `count` the picture shows."""
+    wrong = [i for i in grid_order(labels, predicted, count) if labels[i] != predicted[i]]
+    if not wrong:
+        return {}
+    with phase("heat maps"):
+        # Imported only here: TensorFlow's start-up is most of a head-only evaluate's time.
+        from transfer.heatmaps.gradcam import explain_photos, load_gradcam
+
+        gradcam = load_gradcam(classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE))
+        files = [RAW_DIR / paths[i] for i in wrong]
+        maps = explain_photos(gradcam, files, [int(predicted[i]) for i in wrong])
+    return dict(zip(wrong, maps, strict=True))
 
 
 def main() -> None:
@@ -41,8 +65,9 @@ def main() -> None:
     probabilities = test_probabilities(
         FINETUNED_DIR, params.evaluate.tta, len(labels), len(classes)
     )
+    predicted = probabilities.argmax(axis=1)
+    heat_maps = misclassified_heat_maps(paths, labels, predicted, params.evaluate.grid_images)
     with phase("evaluate"):
-        predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
         leaked = leaked_test_images(DUPLICATES_FILE)
         metrics.update(leak_metrics(predicted, labels, paths, leaked))
@@ -57,6 +82,7 @@ def main() -> None:
             probabilities=probabilities,
             paths=paths,
             grid_images=params.evaluate.grid_images,
+            heat_maps=heat_maps,
         )
     log.info(
         "test accuracy %.4f (95%%: %.4f-%.4f), macro F1 %.4f (95%%: %.4f-%.4f) on %d images",

@@ -7,14 +7,26 @@ from pathlib import Path
 import keras
 import numpy as np
 import yaml
+from keras import layers
 from PIL import Image
 
 from bench.sandbox import run_command, run_measured
 from transfer.frozen.rows import fill_rows
+from transfer.manifests.cache_meta import CacheMeta, write_cache_meta
 from transfer.memo.store import NO_MEMO
-from transfer.models.factories import build_classifier, build_feature_extractor, build_head
+from transfer.models.factories import (
+    BACKBONE_LAYER,
+    EXTRACTOR_LAYER,
+    HEAD_LAYER,
+    PREPROCESS_LAYER,
+    PROBABILITIES_LAYER,
+    build_classifier,
+    build_feature_extractor,
+    build_head,
+)
 from transfer.models.files import load_model, save_model
 from transfer.params import AugmentParams, HeadParams
+from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FINETUNED_DIR, HEAD_FILE
 from transfer.tfdata import ImageTransform, read_record_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,3 +191,45 @@ def make_review_project(root: Path) -> Path:
     )
     (root / "corrections.csv").write_text("path,label\n")
     return root
+
+
+COLOUR_BLOCK = 4  # colour_classifier's last block: one position per 4 x 4 pixels
+
+
+def colour_classifier() -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(extractor, head, classifier) of the pipeline's shape at SIZE px whose class c is "how
+    much of colour channel c" the photo has (cat red, dog green, fox blue: CLASS_COLOURS),
+    patch by patch: its last block's channel c is each 4 x 4 patch's mean of channel c,
+    pooled, then scored by the head's Dense. Grad-CAM's known answer: the map of a class
+    peaks where its colour is."""
+    pixels = keras.Input((SIZE, SIZE, 3))
+    block = layers.Conv2D(N_CLASSES, COLOUR_BLOCK, strides=COLOUR_BLOCK, activation="relu")
+    pooled = layers.GlobalAveragePooling2D()(block(pixels))
+    backbone = keras.Model(pixels, pooled, name=BACKBONE_LAYER)
+    kernel = np.zeros((COLOUR_BLOCK, COLOUR_BLOCK, 3, N_CLASSES), np.float32)
+    for channel in range(N_CLASSES):
+        kernel[:, :, channel, channel] = 1 / COLOUR_BLOCK**2
+    block.set_weights([kernel, np.zeros(N_CLASSES, np.float32)])
+    preprocess = keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), layers.Rescaling(1 / 255)], name=PREPROCESS_LAYER
+    )
+    images = keras.Input((SIZE, SIZE, 3))
+    extractor = keras.Model(images, backbone(preprocess(images)), name=EXTRACTOR_LAYER)
+    features = keras.Input((N_CLASSES,))
+    output = layers.Dense(N_CLASSES, "softmax", name=PROBABILITIES_LAYER)
+    head = keras.Model(features, output(layers.Dropout(0.5)(features)), name=HEAD_LAYER)
+    output.set_weights([np.eye(N_CLASSES, dtype=np.float32) * 20, np.zeros(N_CLASSES, np.float32)])
+    return extractor, head, build_classifier(extractor, head)
+
+
+def save_tiny_classifier(project: Path) -> None:
+    """What `dvc repro` leaves of a head-only classifier in a project (colour_classifier's
+    extractor and head, models/finetuned without a model, the classes in the cache's meta):
+    enough for the review's heat maps."""
+    extractor, head, _ = colour_classifier()
+    save_model(extractor, project / EXTRACTOR_FILE)
+    save_model(head, project / HEAD_FILE)
+    (project / FINETUNED_DIR).mkdir(parents=True)
+    (project / CACHE_DIR).mkdir(parents=True)
+    classes = tuple(sorted(CLASS_COLOURS))
+    write_cache_meta(project / CACHE_DIR, CacheMeta(classes, SIZE, 90, {}, {}))

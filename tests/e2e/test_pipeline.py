@@ -21,10 +21,16 @@ from tests.helpers import (
     tiny_params,
     write_image,
 )
+from transfer.contact_sheets import CAPTION, TILE, open_tile
+from transfer.evaluation.grid import grid_order
 from transfer.features import load_features
+from transfer.heatmaps.gradcam import explain_photos, load_gradcam
+from transfer.heatmaps.overlay import overlay
 from transfer.litert import LiteRTModel
 from transfer.manifests.cache_meta import read_cache_meta
 from transfer.models.factories import BACKBONE_LAYER, EXTRACTOR_LAYER
+from transfer.models.head_only import classifier_files
+from transfer.paths import EXTRACTOR_FILE, FINETUNED_DIR, HEAD_FILE
 from transfer.tfdata import read_images
 
 pytestmark = pytest.mark.e2e
@@ -262,9 +268,25 @@ def test_metrics_match_a_hand_computation_on_the_predictions(repo: Path) -> None
     assert (metrics["accuracy_without_train_duplicates"] is None) == (leaked == len(rows))
 
 
-def test_predictions_picture_has_the_grid_size(repo: Path) -> None:
+def test_predictions_picture_tints_the_misclassified_with_their_heat_maps(repo: Path) -> None:
+    rows = read_csv(repo / "reports/predictions.csv")
+    labels, predicted = (np.array([row[key] for row in rows]) for key in ("true", "predicted"))
+    classes = read_cache_meta(repo / "data/cache").classes
+    gradcam = load_gradcam(
+        classifier_files(repo / FINETUNED_DIR, repo / EXTRACTOR_FILE, repo / HEAD_FILE)
+    )
     with Image.open(repo / "reports/predictions.png") as picture:
-        assert picture.size == (3 * 160, 2 * (160 + 34))  # 6 images in a 3 x 2 grid
+        assert picture.size == (3 * TILE, 2 * (TILE + CAPTION))  # 6 images in a 3 x 2 grid
+        for slot, index in enumerate(grid_order(labels, predicted, 6)):
+            file = repo / "data/raw" / rows[index]["path"]
+            tile = open_tile(file.parent, file.name)
+            if labels[index] != predicted[index]:  # its map for the class predicted
+                wanted = [classes.index(predicted[index])]
+                tile = overlay(tile, explain_photos(gradcam, [file], wanted)[0])
+            left, top = (slot % 3) * TILE + 2, (slot // 3) * (TILE + CAPTION) + 2
+            drawn = np.asarray(picture.crop((left, top, left + TILE - 4, top + TILE - 4)), float)
+            expected = np.asarray(tile.resize((TILE - 4, TILE - 4)), float)
+            assert np.abs(drawn - expected).mean() < 1, rows[index]
 
 
 def test_plots_show_renders_confusion_and_curves(repo: Path, tmp_path: Path) -> None:

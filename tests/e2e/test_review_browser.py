@@ -13,7 +13,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.helpers import make_review_project, write_image
+from tests.helpers import make_review_project, save_tiny_classifier, write_image
 from transfer.manifests.corrections import read_corrections
 from transfer.review.server import ReviewServer
 
@@ -42,8 +42,10 @@ return document.querySelector(".item.current").getBoundingClientRect().top >= bo
 
 def make_big_review_project(root: Path) -> Path:
     """make_review_project's photos and findings, with more suspects, an outlier, an
-    unusable photo, a byte-identical copy and the audit's out-of-fold accuracy."""
+    unusable photo, a byte-identical copy, the audit's out-of-fold accuracy and a classifier
+    for the heat maps."""
     project = make_review_project(root)
+    save_tiny_classifier(project)
     raw, audit = project / "data/raw", project / "reports/audit"
     suspects = (audit / "suspects.csv").read_text().splitlines()
     with (audit / "suspects.csv").open("w") as file:  # with the suggested class's probability
@@ -78,14 +80,14 @@ def browser(tmp_path: Path):
 
 
 @pytest.fixture
-def project(tmp_path: Path, browser):
-    """The big review project, its server, and the page open in the browser."""
+def server(tmp_path: Path, browser):
+    """The big review project's server, and its page open in the browser."""
     project = make_big_review_project(tmp_path / "project")
     server = ReviewServer(project, 0, "browser-token")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     browser.get(server.address)
     wait_until_ready(browser)
-    yield project
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -110,8 +112,16 @@ def show_reason(browser, reason: str) -> None:
     Select(browser.find_element(By.ID, "reason")).select_by_value(reason)
 
 
+def heat_maps_of(card) -> list[str]:
+    """The captions of a card's heat maps, once each has come (the page asks when the card
+    comes on screen)."""
+    tiles = card.find_elements(By.CLASS_NAME, "heat")
+    WebDriverWait(card.parent, 20).until(lambda _: all("…" not in tile.text for tile in tiles))
+    return [tile.text for tile in tiles]
+
+
 def test_eight_cards_fit_a_1400x900_screen_and_the_page_runs_under_its_policy(
-    browser, project: Path
+    browser, server: ReviewServer
 ) -> None:
     width, height = browser.execute_script("return [innerWidth, innerHeight]")
     assert width <= 1400 and height <= 900  # a 1400x900 window, less the browser's own bars
@@ -120,10 +130,20 @@ def test_eight_cards_fit_a_1400x900_screen_and_the_page_runs_under_its_policy(
     assert "right on 87%" in text_of(browser, "trust")
     first = browser.find_element(By.CSS_SELECTOR, ".item.current")
     assert "filed: cat 10%" in first.text and "suggested: dog 85%" in first.text
-    photo = first.find_element(By.TAG_NAME, "img")
-    WebDriverWait(browser, 10).until(  # the photo loads under the policy
-        lambda driver: driver.execute_script("return arguments[0].naturalWidth", photo) == 48
-    )
+    photo, heat = first.find_elements(By.TAG_NAME, "img")
+    # The heat map of the class suggested, beside the photo: on its row, as high.
+    assert heat_maps_of(first) == ["heat map: dog\nclassifier: 34%"]
+    assert heat.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert heat.rect["y"] == photo.rect["y"] and heat.rect["height"] == photo.rect["height"]
+    assert heat.rect["x"] > photo.rect["x"] + photo.rect["width"] - 1
+    for image in (photo, heat):  # the photo and its heat map load under the policy
+        WebDriverWait(browser, 10).until(
+            lambda driver, image=image: (
+                driver.execute_script("return arguments[0].naturalWidth", image) == 48
+            )
+        )
+    # Only the cards on screen asked for theirs: 31 cards, 32 photos.
+    assert 8 <= len(server.heat_maps.answers) < 20
     photo.click()  # enlarges it
     assert browser.find_element(By.ID, "zoom").is_displayed()
     ActionChains(browser).send_keys("\ue00c").perform()  # Escape
@@ -140,8 +160,9 @@ def test_eight_cards_fit_a_1400x900_screen_and_the_page_runs_under_its_policy(
 
 
 def test_one_decision_of_each_kind_the_filter_and_undo_land_in_corrections_csv(
-    browser, project: Path
+    browser, server: ReviewServer
 ) -> None:
+    project = server.heat_maps.project
     press(browser, "\ue007", "cat/0.jpg: cat/0.jpg → dog")  # Enter: the suggestion
     press(browser, "1", "dog/1.jpg: dog/1.jpg → cat")  # the next suspect, by a class's key
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
@@ -151,12 +172,15 @@ def test_one_decision_of_each_kind_the_filter_and_undo_land_in_corrections_csv(
     press(browser, "u", "undone: fox/0.jpg")  # the last decision, and only it
     show_reason(browser, "outlier")
     assert len(browser.find_elements(By.CLASS_NAME, "item")) == 1
+    outlier = browser.find_element(By.CSS_SELECTOR, ".item.current")
+    assert heat_maps_of(outlier)[0].startswith("heat map: ")  # of the class predicted
     press(browser, "x", "outlier:dog/odd.jpg: drop dog/odd.jpg")
     show_reason(browser, "unusable")
     press(browser, "x", "unusable:fox/dark.jpg: drop fox/dark.jpg")
     show_reason(browser, "duplicate")
     pair = browser.find_element(By.CSS_SELECTOR, ".item.current")
     assert "byte-identical" in pair.text and "copy" in pair.text
+    assert len(heat_maps_of(pair)) == 2  # one beside each photo
     press(browser, "\ue007", "drop fox/0 (copy).jpg")  # Enter on a pair drops the copy
     show_reason(browser, "leak")
     press(browser, "k", "kept as it is")

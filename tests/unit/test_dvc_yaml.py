@@ -89,10 +89,11 @@ def test_params_validation_does_not_import_the_model_code() -> None:
 
 def test_evaluate_and_a_head_only_finetune_do_not_load_tensorflow() -> None:
     """Importing TensorFlow costs 2-3 s per stage, the most of a head-only experiment's
-    evaluate; finetune imports it only when there are layers to train. Nor do split and the
-    small files the stages hand to each other (transfer/manifests/)."""
+    evaluate: evaluate imports it only for the heat maps of misclassified images, finetune
+    only when there are layers to train. Nor do split, the small files the stages hand to
+    each other (transfer/manifests/) and the review server, until a heat map is asked for."""
     code = (
-        "import sys, stages.evaluate, stages.finetune, stages.split; "
+        "import sys, stages.evaluate, stages.finetune, stages.split, transfer.review.server; "
         "import transfer.manifests.cache_meta, transfer.manifests.corrections; "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )

@@ -162,6 +162,7 @@ def test_every_answer_carries_the_security_headers(served) -> None:
             headers = error.headers
         policy = headers["Content-Security-Policy"]
         assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "img-src 'self' data:;" in policy  # photos, and heat maps inside the JSON
         assert f"script-src 'sha256-{script_hash}'" in policy and "unsafe-inline" not in policy
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["X-Frame-Options"] == "DENY"
@@ -186,6 +187,10 @@ def post(body: bytes, *, length: int | None = None, token: bytes = TOKEN.encode(
     ) + body
 
 
+def heat_map(query: str) -> bytes:
+    return f"GET /api/heatmap?token={TOKEN}&{query} HTTP/1.1\r\n".encode()
+
+
 DECISION = {"target": "cat/0.jpg", "decision": "dog"}
 MALFORMED = {
     "non-ASCII token in the address": (b"GET /api/items?token=%C3%A9t%C3%A9 HTTP/1.1\r\n", 403),
@@ -199,6 +204,11 @@ MALFORMED = {
     "Content-Length too large": (post(b'{"item": ', length=10**12), 413),
     "invalid JSON": (post(b'{"item": "cat/0.jpg",'), 400),
     "JSON that is not an object": (post(b'["cat/0.jpg", "cat/0.jpg", "dog"]'), 400),
+    "heat map without its photo": (heat_map("item=cat/0.jpg"), 400),
+    "heat map of two items": (heat_map("item=cat/0.jpg&item=dog/1.jpg&photo=cat/0.jpg"), 400),
+    "heat map of another item's photo": (heat_map("item=cat/0.jpg&photo=dog/1.jpg"), 404),
+    "heat map of no item": (heat_map("item=cat/9.jpg&photo=cat/9.jpg"), 404),
+    "heat map before `dvc repro`": (heat_map("item=cat/0.jpg&photo=cat/0.jpg"), 404),
 }
 
 
@@ -206,7 +216,7 @@ MALFORMED = {
 def test_a_malformed_request_gets_a_4xx_and_the_server_stays_up(
     served, tmp_path: Path, case: str
 ) -> None:
-    _, url = served
+    server, url = served
     request, status = MALFORMED[case]
     host = url.removeprefix("http://").encode()
     if b"Host: HOST" in request:
@@ -217,6 +227,7 @@ def test_a_malformed_request_gets_a_4xx_and_the_server_stays_up(
     assert read_corrections(tmp_path / "project/corrections.csv") == {}
     assert decide(url, "cat/0.jpg", "dog") == 200  # and the next request works
     assert items(url)["cat/0.jpg"]["decided"] == {"cat/0.jpg": "dog"}
+    assert server.heat_maps.loaded is None  # no classifier here: TensorFlow never loaded
 
 
 def test_the_page_gets_the_out_of_fold_accuracy_outliers_and_unusable_photos(

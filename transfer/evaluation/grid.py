@@ -1,4 +1,5 @@
-"""A picture of test images with their predicted and true labels."""
+"""A picture of test images with their predicted and true labels, the misclassified ones with
+the heat map of the class predicted."""
 
 from pathlib import Path
 
@@ -6,9 +7,15 @@ import numpy as np
 from PIL import Image
 
 from transfer.contact_sheets import contact_sheet, open_tile
+from transfer.heatmaps.overlay import overlay
 
 RIGHT = (30, 90, 220)
 WRONG = (220, 30, 30)
+
+
+def grid_order(labels: np.ndarray, predicted: np.ndarray, count: int) -> list[int]:
+    """The indices of the up to `count` images the picture shows, misclassified first."""
+    return sorted(range(len(labels)), key=lambda i: (labels[i] == predicted[i], i))[:count]
 
 
 def draw_grid(
@@ -20,15 +27,18 @@ def draw_grid(
     confidence: np.ndarray,
     classes: list[str],
     count: int,
+    heat_maps: dict[int, np.ndarray],
 ) -> Image.Image:
     """A grid of up to `count` of the images (`raw_dir / path`), misclassified first; red
-    captions wrong, blue right."""
-    order = sorted(range(len(paths)), key=lambda i: (labels[i] == predicted[i], i))[:count]
+    captions wrong, blue right; an image with a map in `heat_maps` (by index) tinted by it."""
     tiles = []
-    for index in order:
+    for index in grid_order(labels, predicted, count):
         caption = (
             f"{classes[predicted[index]]} {confidence[index]:.0%}\ntrue: {classes[labels[index]]}"
         )
         colour = RIGHT if labels[index] == predicted[index] else WRONG
-        tiles.append((open_tile(raw_dir, paths[index]), caption, colour))
+        tile = open_tile(raw_dir, paths[index])
+        if index in heat_maps:
+            tile = overlay(tile, heat_maps[index])
+        tiles.append((tile, caption, colour))
     return contact_sheet(tiles)

@@ -19,10 +19,11 @@ def write_reports(
     probabilities: np.ndarray,
     paths: list[str],
     grid_images: int,
+    heat_maps: dict[int, np.ndarray],
 ) -> None:
     """The confusion matrix (`actual,predicted` rows), every image's prediction with its
     confidence, and a picture of up to `grid_images` of the images (found in `raw_dir`),
-    misclassified first."""
+    misclassified first (those in `heat_maps`, by index, tinted by their map)."""
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     write_csv(
@@ -46,6 +47,7 @@ def write_reports(
         confidence=confidence,
         classes=classes,
         count=grid_images,
+        heat_maps=heat_maps,
     )
     with atomic_output(picture_file) as path:
         grid.save(path, format="PNG")

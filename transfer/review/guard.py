@@ -32,14 +32,15 @@ def _hashes(page: str, tag: str) -> str:
 
 
 def security_headers(page: bytes) -> dict[str, str]:
-    """The headers of every answer: nothing but the page's own script, style, photos and API,
-    no framing (clickjacking), no sniffing of a photo or JSON as something else."""
+    """The headers of every answer: nothing but the page's own script, style, photos, heat maps
+    (data: URLs in the API's answers) and API, no framing (clickjacking), no sniffing of a
+    photo or JSON as something else."""
     text = page.decode()
     policy = (
         "default-src 'none'; "
         f"script-src {_hashes(text, 'script')}; "
         f"style-src {_hashes(text, 'style')}; "
-        "img-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return {

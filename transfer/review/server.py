@@ -4,9 +4,9 @@ each decision written to corrections.csv (or reviewed.csv) the moment it is made
     review [--port N] [--no-browser]
 
 Safe by default: it listens on 127.0.0.1 only, answers only requests addressed to it by that
-name (not a rebound DNS name), serves only the photos of data/raw and the page, and takes a
-decision only with the token printed in the address, in a header that another page in the
-browser cannot send.
+name (not a rebound DNS name), serves only the photos of data/raw, their heat maps and the
+page, and takes a decision only with the token printed in the address, in a header that
+another page in the browser cannot send.
 """
 
 import argparse
@@ -26,6 +26,7 @@ from transfer.manifests.corrections import DROP
 from transfer.paths import AUDIT_DIR, CORRECTIONS_FILE, RAW_DIR, REVIEWED_FILE
 from transfer.review.decisions import KEEP, UNDO, Decisions
 from transfer.review.guard import BadRequest, read_decision, same_secret, security_headers
+from transfer.review.heatmaps import HeatMaps
 from transfer.review.items import item_states, out_of_fold_accuracy, read_items
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class ReviewServer(ThreadingHTTPServer):
             project / CORRECTIONS_FILE, project / REVIEWED_FILE, project / RAW_DIR
         )
         self.classes = sorted(path.name for path in self.photos.iterdir() if path.is_dir())
+        self.heat_maps = HeatMaps(project, self.photos)
         self.page = files("transfer.review").joinpath("page.html").read_bytes()
         self.answer_headers = security_headers(self.page)
 
@@ -114,9 +116,27 @@ class ReviewHandler(BaseHTTPRequestHandler):
             accuracy = out_of_fold_accuracy(self.server.audit_dir)
             answer = {"classes": self.server.classes, "items": items, "accuracy": accuracy}
             return self._json(answer)
+        if url.path == "/api/heatmap":
+            return self._heat_map(parse_qs(url.query))
         if url.path.startswith("/photo/"):
             return self._photo(unquote(url.path.removeprefix("/photo/")))
         return self._refuse(HTTPStatus.NOT_FOUND, "no such page")
+
+    def _heat_map(self, query: dict[str, list[str]]) -> None:
+        """The heat map of a photo of an item (HeatMaps.answer): for the class the audit
+        suggests, else the one the classifier predicts."""
+        item_id, photo = (query.get(name, []) for name in ("item", "photo"))
+        if len(item_id) != 1 or len(photo) != 1:
+            return self._refuse(HTTPStatus.BAD_REQUEST, "a heat map needs one item and photo")
+        items = {item.id: item for item in read_items(self.server.audit_dir)}
+        item = items.get(item_id[0])
+        if item is None or photo[0] not in item.photos:
+            return self._refuse(HTTPStatus.NOT_FOUND, "no such item or photo")
+        try:
+            answer = self.server.heat_maps.answer(photo[0], item.suggested)
+        except BadRequest as refused:
+            return self._refuse(refused.status, refused.why)
+        return self._json(answer)
 
     def _photo(self, relative: str) -> None:
         """A photo of data/raw, and nothing outside it, whatever the path says."""

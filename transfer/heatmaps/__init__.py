@@ -1,0 +1,1 @@
+"""Heat maps: where in a photo the classifier looked for a class (Grad-CAM), and their picture."""
