@@ -151,13 +151,16 @@ def test_an_evaluate_experiment_leaves_the_export_for_a_later_repro(repo: Path) 
 
 
 def test_an_export_param_reruns_only_the_export(repo: Path) -> None:
+    """With export.onnx, this process checks the SavedModel, not the second one."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["export"].update(calibration_images=3, check_images=2)
+    params["export"].update(calibration_images=3, check_images=2, onnx=True)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert stages_run(dvc(repo, "repro").stdout) == {"export"}
     metrics = json.loads((repo / "reports/export/metrics.json").read_text())
     assert {figures["images"] for figures in metrics.values()} == {2}
-    commit(repo, "export calibrated on 3 images, checked on 2")
+    for name in ("saved_model", "saved_model_bytes", "onnx"):
+        assert metrics[name]["agreement"] == 1.0, name
+    commit(repo, "export calibrated on 3 images, checked on 2, and ONNX")
 
 
 def test_an_audit_param_reruns_only_the_audit(repo: Path) -> None:

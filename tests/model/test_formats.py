@@ -14,11 +14,7 @@ from transfer.export.formats import FORMAT_FILES, predict_format, serving_figure
 from transfer.export.onnx_model import ONNX_FILE, export_onnx
 from transfer.export.serving import SAVED_MODEL, export_saved_model
 from transfer.export.tflite import TFLITE_FLOAT, TFLITE_INT8, convert_int8
-from transfer.export.weights_only import (
-    TFLITE_DYNAMIC_RANGE,
-    TFLITE_FLOAT16,
-    convert_weights_only,
-)
+from transfer.export.weights_only import TFLITE_DYNAMIC_RANGE, TFLITE_FLOAT16, weights_only
 from transfer.inference import run_on_records
 from transfer.litert import LiteRTModel, serving_function, to_tflite
 from transfer.models.factories import (
@@ -56,27 +52,24 @@ def trained() -> keras.Model:
 def test_float16_and_dynamic_range_agree_with_keras_at_a_fraction_of_the_size(
     trained: keras.Model,
 ) -> None:
-    serve = serving_function(trained)
-    float32 = to_tflite(serve)
+    float32 = to_tflite(serving_function(trained))
     test, labels = coloured_images(60, 1)
     reference = trained.predict(test.astype(np.float32), verbose=0)
     assert np.mean(reference.argmax(axis=1) == labels) > 0.9  # it learned
     figures = {}
-    for weights in (tf.float16, tf.int8):
-        content = convert_weights_only(serve, weights)
+    for name in (TFLITE_FLOAT16, TFLITE_DYNAMIC_RANGE):
+        content = weights_only(float32, name)
+        assert weights_only(float32, name) == content  # the same bytes each time
         probabilities = LiteRTModel(content, 4)(test)[0]
-        figures[weights] = {
-            **check_figures(probabilities, labels, reference),
-            "size": len(content),
-        }
-    assert figures[tf.float16]["agreement"] >= FLOAT16_AGREEMENT
-    assert figures[tf.int8]["agreement"] >= DYNAMIC_RANGE_AGREEMENT
+        figures[name] = {**check_figures(probabilities, labels, reference), "size": len(content)}
+    assert figures[TFLITE_FLOAT16]["agreement"] >= FLOAT16_AGREEMENT
+    assert figures[TFLITE_DYNAMIC_RANGE]["agreement"] >= DYNAMIC_RANGE_AGREEMENT
     # float16 halves the weights and keeps float's probabilities; int8 weights quarter them.
-    assert 0.45 < figures[tf.float16]["size"] / len(float32) < 0.55
-    assert figures[tf.float16]["max_probability_difference"] < 0.01
-    assert 0.2 < figures[tf.int8]["size"] / len(float32) < 0.3
-    with pytest.raises(ValueError, match="tf.float16 or tf.int8"):
-        convert_weights_only(serve, tf.float32)
+    assert 0.45 < figures[TFLITE_FLOAT16]["size"] / len(float32) < 0.55
+    assert figures[TFLITE_FLOAT16]["max_probability_difference"] < 0.01
+    assert 0.2 < figures[TFLITE_DYNAMIC_RANGE]["size"] / len(float32) < 0.3
+    with pytest.raises(ValueError, match="no weights-only format"):
+        weights_only(float32, TFLITE_FLOAT)
 
 
 def test_each_format_is_checked_on_the_test_records_against_keras(
@@ -86,9 +79,10 @@ def test_each_format_is_checked_on_the_test_records_against_keras(
     JPEGs' bytes for classify_image_bytes), its size and its latency."""
     serve = serving_function(trained)
     export_saved_model(serve, ["r", "g", "b"], SIZE, 95, tmp_path)
-    (tmp_path / TFLITE_FLOAT).write_bytes(to_tflite(serve))
-    (tmp_path / TFLITE_FLOAT16).write_bytes(convert_weights_only(serve, tf.float16))
-    (tmp_path / TFLITE_DYNAMIC_RANGE).write_bytes(convert_weights_only(serve, tf.int8))
+    float32 = to_tflite(serve)
+    (tmp_path / TFLITE_FLOAT).write_bytes(float32)
+    for name in (TFLITE_FLOAT16, TFLITE_DYNAMIC_RANGE):
+        (tmp_path / name).write_bytes(weights_only(float32, name))
     pixels, _ = coloured_images(8, 0)
     (tmp_path / TFLITE_INT8).write_bytes(convert_int8(trained, pixels, batch_size=4))
     served = tf.saved_model.load(str(tmp_path / SAVED_MODEL))

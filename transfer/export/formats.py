@@ -84,12 +84,13 @@ def predict_format(
 
 
 def predict_saved_model(
-    directory: Path, files: list[Path], *, count: int, batch_size: int
+    directory: Path, files: list[Path], *, count: int, batch_size: int, served: Any = None
 ) -> dict[str, np.ndarray]:
-    """predict_format for both signatures of the SavedModel in `directory`, loaded here (a
-    second process runs it)."""
+    """predict_format for both signatures of the SavedModel in `directory`: `served`, that
+    SavedModel already loaded (tf.saved_model.load), or None to load it here (in the second
+    process)."""
     with phase("export: SavedModel checks"):
-        served = tf.saved_model.load(str(directory))
+        served = tf.saved_model.load(str(directory)) if served is None else served
         signature = served.signatures["serving_default"]
         classes = signature.structured_outputs["probabilities"].shape[-1]
         return {
@@ -154,16 +155,18 @@ def check_formats(
 
 
 def time_formats(
-    names: list[str], out_dir: Path, *, test_files: list[Path], test_count: int
+    names: list[str], out_dir: Path, served: Any, *, test_files: list[Path], count: int
 ) -> dict[str, dict]:
     """Each format's size and latency (formats.serving_figures) on the first test images,
-    timed one after the other, none beside other work: a latency is the model's own."""
-    served = tf.saved_model.load(str(out_dir / SAVED_MODEL))
-    images = representative_images(test_files, min(test_count, LATENCY_IMAGES))
-    encoded = encoded_test_images(test_files, len(images))
-    return {
-        name: serving_figures(
-            name, out_dir / FORMAT_FILES[name], served, images=images, encoded=encoded
-        )
-        for name in names
-    }
+    timed one after the other, none beside other work: a latency is the model's own.
+    `served`: the SavedModel of `out_dir`, loaded (tf.saved_model.load); `count`: the test
+    images there are."""
+    with phase("export: latency"):
+        images = representative_images(test_files, min(count, LATENCY_IMAGES))
+        encoded = encoded_test_images(test_files, len(images))
+        return {
+            name: serving_figures(
+                name, out_dir / FORMAT_FILES[name], served, images=images, encoded=encoded
+            )
+            for name in names
+        }
