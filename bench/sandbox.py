@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("stages", "transfer", "dvc.yaml", ".gitignore", "corrections.csv")  # a repo
+PIPELINE_FILES = ("stages", "transfer", "dvc.yaml", ".gitignore", ".dvcignore", "corrections.csv")
 
 
 def command_env() -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 from bench.sandbox import commit, run_command
 from tests.helpers import ROOT
-from transfer.comparison import queue
+from transfer.comparison import cli, queue
 from transfer.comparison.paired import compare, verdict_text
 from transfer.comparison.predictions import Paired, pair
 from transfer.comparison.splits import run_names, summary
@@ -116,6 +116,20 @@ def test_run_names() -> None:
     )
 
 
+def test_compare_splits_queues_the_baselines_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each experiment then finds its split's stages in the run cache, left by its baseline."""
+    queued: list[str] = []
+    monkeypatch.setattr(cli, "run_experiments", lambda runs, jobs: queued.extend(runs))
+    monkeypatch.setattr(cli, "read_predictions", lambda name: outcomes("1101"))
+    cli.compare_splits([42, 43], ["unfreeze=5"], jobs=2)
+    assert queued == [
+        "split42-baseline",
+        "split43-baseline",
+        "split42-unfreeze-5",
+        "split43-unfreeze-5",
+    ]
+
+
 def write_predictions(repo: Path, rights: str) -> None:
     (repo / "reports").mkdir(exist_ok=True)
     with (repo / "reports" / "predictions.csv").open("w", newline="") as file:
@@ -163,24 +177,42 @@ def fake_queue(monkeypatch: pytest.MonkeyPatch, states: list[dict]) -> list[tupl
     monkeypatch.setattr(queue, "dvc", lambda *args: calls.append(args))
     answers = iter(states)
     monkeypatch.setattr(queue, "experiment_states", lambda: next(answers))
-    monkeypatch.setattr(queue, "POLL_SECONDS", 0)
+    monkeypatch.setattr(queue, "RETRY_SECONDS", 0)
     return calls
+
+
+RUN_ALL = ("exp", "run", "--run-all", "--jobs", "2")
 
 
 def test_run_experiments_queues_what_is_missing_and_waits_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    done = {"base": "Success", "exp": "Success"}
-    calls = fake_queue(monkeypatch, [{"base": None}, {"base": None, "exp": "Queued"}, done])
-    queue.run_experiments({"base": ["split.seed=43"], "exp": ["split.seed=43", "u=5"]}, jobs=2)
+    """The workers start once the first is queued, and DVC's --run-all waits for them all."""
+    done = {"base": None, "exp": "Success", "exp2": "Success"}
+    calls = fake_queue(monkeypatch, [{"base": None}, done])
+    runs = {"base": ["split.seed=43"], "exp": ["split.seed=43", "u=5"], "exp2": ["u=6"]}
+    queue.run_experiments(runs, jobs=2)
     assert calls == [
         ("exp", "run", "--queue", "--name", "exp", "-Ssplit.seed=43", "-Su=5"),
         ("queue", "start", "--jobs", "2"),
+        ("exp", "run", "--queue", "--name", "exp2", "-Su=6"),
+        RUN_ALL,
     ]
 
 
+def test_run_experiments_waits_for_one_already_queued_and_runs_nothing_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = fake_queue(monkeypatch, [{"exp": "Running"}, {"exp": "Success"}])
+    queue.run_experiments({"exp": ["u=5"]}, jobs=2)
+    assert calls == [RUN_ALL]
+    calls = fake_queue(monkeypatch, [{"exp": "Success"}, {"exp": "Success"}])
+    queue.run_experiments({"exp": ["u=5"]}, jobs=2)
+    assert calls == []
+
+
 def test_run_experiments_names_the_one_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_queue(monkeypatch, [{}, {"exp": "Running"}, {"exp": "Failed"}])
+    fake_queue(monkeypatch, [{}, {"exp": "Failed"}])
     with pytest.raises(PipelineError, match=r"exp did not finish \(Failed\).*dvc queue logs exp"):
         queue.run_experiments({"exp": ["u=5"]}, jobs=1)
 
@@ -188,11 +220,13 @@ def test_run_experiments_names_the_one_that_failed(monkeypatch: pytest.MonkeyPat
 def test_run_experiments_asks_again_when_dvc_could_not_say(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A look at the experiments while a worker commits one can fail inside DVC (None): the
-    wait asks again instead of stopping or hanging."""
-    answers = [{}, {"exp": "Running"}, None, None, {"exp": "Success"}]
-    fake_queue(monkeypatch, answers)
+    """A look at the experiments while a worker commits one can fail inside DVC (None): it
+    is asked again, a few times, instead of stopping or hanging."""
+    fake_queue(monkeypatch, [{}, None, None, {"exp": "Success"}])
     queue.run_experiments({"exp": ["u=5"]}, jobs=1)  # returns: the last answer was read
+    fake_queue(monkeypatch, [{}] + [None] * queue.STATES_TRIES)
+    with pytest.raises(PipelineError, match="failed after the queue ran"):
+        queue.run_experiments({"exp": ["u=5"]}, jobs=1)
 
 
 def test_experiment_states_gives_none_when_dvc_fails(tmp_path: Path, monkeypatch) -> None:

@@ -34,14 +34,43 @@ def imported_files(module: str) -> set[str]:
     }
 
 
+def code_deps(files: set[str]) -> set[str]:
+    """The deps that list these files of the project: a package's folder where they hold
+    every file in it (DVC hashes the folder less .dvcignore's __pycache__), else each file."""
+    deps = set(files)
+    for folder in {Path(file).parent for file in files}:
+        inside = {
+            path.relative_to(ROOT).as_posix()
+            for path in (ROOT / folder).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+        if folder.as_posix() not in PACKAGES and inside <= files:
+            deps = (deps - inside) | {folder.as_posix()}
+    return deps
+
+
 @pytest.mark.parametrize("name", list(STAGES))
 def test_stage_depends_on_exactly_the_modules_it_imports(name: str) -> None:
     stage = STAGES[name]
     module = stage["cmd"].removeprefix("python -m ")
     listed = {dep for dep in stage["deps"] if dep.split("/")[0] in PACKAGES}
-    imported = imported_files(module)
-    assert not imported - listed, f"{name} imports but does not depend on {imported - listed}"
-    assert not listed - imported, f"{name} depends on but does not import {listed - imported}"
+    expected = code_deps(imported_files(module))
+    assert not expected - listed, f"{name} imports but does not depend on {expected - listed}"
+    assert not listed - expected, f"{name} depends on but does not import {listed - expected}"
+
+
+def test_code_deps_name_a_folder_only_when_every_file_in_it_is_imported() -> None:
+    ingest = {
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "transfer/ingest").glob("*.py")
+    }
+    assert code_deps(ingest | {"transfer/errors.py"}) == {"transfer/ingest", "transfer/errors.py"}
+    fewer = ingest - {"transfer/ingest/fetch.py"}
+    assert code_deps(fewer) == fewer
+    review = {
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "transfer/review").glob("*.py")
+    }
+    assert code_deps(review) == review  # the page's HTML is in the folder too
+    assert "__pycache__/" in (ROOT / ".dvcignore").read_text().splitlines()
 
 
 def test_stages_holds_only_what_dvc_runs() -> None:

@@ -26,11 +26,13 @@ def compare_revs(a: str, b: str) -> Comparison:
 def compare_splits(seeds: list[int], overrides: list[str], *, jobs: int) -> dict:
     """Each split's baseline (`split.seed` alone) and experiment (with `overrides`), run on
     the queue, compared split by split and over all splits."""
-    runs: dict[str, list[str]] = {}
-    for seed in seeds:
-        baseline, experiment = run_names(seed, overrides)
-        runs[baseline] = [f"split.seed={seed}"]
-        runs[experiment] = [f"split.seed={seed}", *overrides]
+    # The baselines first: each experiment then restores its split's stages up to the
+    # changed one from DVC's run cache, where its baseline left them.
+    baselines = {run_names(seed, overrides)[0]: [f"split.seed={seed}"] for seed in seeds}
+    experiments = {
+        run_names(seed, overrides)[1]: [f"split.seed={seed}", *overrides] for seed in seeds
+    }
+    runs = {**baselines, **experiments}
     run_experiments(runs, jobs=jobs)
     comparisons = {}
     for seed in seeds:

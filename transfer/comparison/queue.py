@@ -14,7 +14,8 @@ from transfer.memo.store import MEMO_ENV, memo_dir
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 10  # between two looks at the queue (each costs DVC about two seconds)
+RETRY_SECONDS = 2  # before asking DVC for the states again
+STATES_TRIES = 5
 DONE = (None, "Success")  # the states of an experiment that has results (None: run directly)
 PENDING = ("Queued", "Running")
 
@@ -83,38 +84,41 @@ def experiment_states() -> dict[str, str | None] | None:
 
 
 def run_experiments(runs: dict[str, list[str]], *, jobs: int) -> None:
-    """Queue each experiment {name: its -S overrides} that has no results yet, start `jobs`
-    queue workers, and wait until every one has finished; an experiment already done (same
-    name on this commit) is reused, one already queued is waited for."""
+    """Queue each experiment {name: its -S overrides} that has no results yet, in the given
+    order, and run the queue with `jobs` workers until every one has finished; an experiment
+    already done (same name on this commit) is reused, one already queued is waited for."""
     states = experiment_states()
     if states is None:
         raise PipelineError("`dvc exp show` failed in this repo: run it to see why")
-    queued = 0
+    waiting = []
     for name, overrides in runs.items():
         if name in states and states[name] in DONE:
             log.info("%s: done before, reused", name)
-        elif states.get(name) not in PENDING:
-            dvc("exp", "run", "--queue", "--name", name, *[f"-S{o}" for o in overrides])
-            queued += 1
-    if queued:
-        dvc("queue", "start", "--jobs", str(jobs))
-    log.info("%d experiments queued, %d workers: `dvc queue status` shows them", queued, jobs)
-    waiting: list[str] = []
-    while True:
-        states = experiment_states()
-        if states is None:  # asked while a worker wrote: ask again
-            time.sleep(POLL_SECONDS)
             continue
-        pending = [name for name in runs if states.get(name) in PENDING]
-        if not pending:
-            break
-        if pending != waiting:
-            log.info("waiting for %s", ", ".join(pending))
-            waiting = pending
-        time.sleep(POLL_SECONDS)
+        if states.get(name) not in PENDING:
+            dvc("exp", "run", "--queue", "--name", name, *[f"-S{o}" for o in overrides])
+            if not waiting:  # the workers run the first while the others are queued
+                dvc("queue", "start", "--jobs", str(jobs))
+        waiting.append(name)
+    if waiting:
+        log.info("running %s on %d workers: `dvc queue status` shows them", waiting, jobs)
+        # DVC's own wait: it follows each experiment on the queue to its end (and starts
+        # workers where none is left). Polling `dvc exp show` cost 2 s of CPU beside the
+        # workers each time, and up to its interval after the last one finished.
+        dvc("exp", "run", "--run-all", "--jobs", str(jobs))
+    states = finished_states()
     failed = [name for name in runs if name not in states or states[name] not in DONE]
     if failed:
         raise PipelineError(
             f"{failed[0]} did not finish ({states.get(failed[0]) or 'not found'}): "
             f"see `dvc queue logs {failed[0]}`"
         )
+
+
+def finished_states() -> dict[str, str | None]:
+    """experiment_states(), asked again while DVC cannot say (a worker still committing)."""
+    for _ in range(STATES_TRIES):
+        if (states := experiment_states()) is not None:
+            return states
+        time.sleep(RETRY_SECONDS)
+    raise PipelineError("`dvc exp show` failed after the queue ran: run it to see why")
