@@ -12,6 +12,10 @@ then the audit's files are counted: the photos each lists, as a share of the set
 planted photos, the moved ones among the suspects, the foreign ones among the outliers and
 the unusable ones in quality.csv.
 
+--rules also counts, for each repo, what every audit.label_issues rule would list (on the
+same out-of-fold probabilities). A --work that holds the copies and repos of an earlier run
+is reused: nothing is planted or built again, and `dvc repro audit` brings them up to date.
+
 --runs N then times `python -m stages.audit` N times in the first set's repo, with the memo
 (the photos' measures in it) and with an empty one; with --before, alternately with a repo of
 an earlier checkout (a folder holding its files, e.g. from `git archive`) on the same set.
@@ -28,13 +32,18 @@ import tempfile
 from pathlib import Path
 from statistics import median
 
+import numpy as np
 import yaml
 from PIL import Image, ImageEnhance, ImageFilter
 
 from bench.common import in_own_process, machine, raw_forward_speed, repo_of_checkout, timed
 from bench.sandbox import PROJECT_ROOT, make_pipeline_repo
+from transfer.audit.findings import load_audited_images
+from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
 from transfer.image_files import has_image_extension
-from transfer.paths import AUDIT_DIR, RAW_INDEX
+from transfer.params import LABEL_RULES, PARAMS_FILE, load_params
+from transfer.paths import AUDIT_DIR, FEATURES_DIR, RAW_INDEX, SPLITS
+from transfer.splitting import hash_position
 
 MOVED, FOREIGN, DARK, BLURRED = 20, 10, 5, 5
 BLUR_RADIUS = 8
@@ -64,6 +73,9 @@ def _rewrite(copy: Path, photo: str, change: str) -> None:
 
 def plant(dataset: Path, other: Path, copy: Path) -> dict[str, list[str]]:
     """The corrupted copy of the set at `copy`; returns the planted photos' paths there."""
+    record = copy.with_name(f"{copy.name}.json")
+    if record.is_file():  # planted by an earlier run
+        return json.loads(record.read_text())
     copy.parent.mkdir(parents=True, exist_ok=True)
     timed(["cp", "-al", str(dataset), str(copy)], copy.parent)
     rng = random.Random(0)
@@ -83,7 +95,9 @@ def plant(dataset: Path, other: Path, copy: Path) -> dict[str, list[str]]:
         target = f"{classes[number % len(classes)]}/foreign_{Path(photo).name}"
         os.link(other / photo, copy / target)
         foreign.append(target)
-    return {"suspects": moved, "outliers": foreign, "quality": unusable}
+    planted = {"suspects": moved, "outliers": foreign, "quality": unusable}
+    record.write_text(json.dumps(planted, indent=1))
+    return planted
 
 
 def listed(repo: Path) -> dict[str, set[str]]:
@@ -99,9 +113,10 @@ def listed(repo: Path) -> dict[str, set[str]]:
 
 def audited_repo(dataset: Path, repo: Path, memo: Path) -> Path:
     """A pipeline repo of this checkout on the set, run to `audit`."""
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["data"]["source"] = str(dataset)
-    make_pipeline_repo(repo, params)
+    if not repo.is_dir():
+        params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+        params["data"]["source"] = str(dataset)
+        make_pipeline_repo(repo, params)
     timed([sys.executable, "-m", "dvc", "repro", "audit"], repo, {"TRANSFER_MEMO": str(memo)})
     return repo
 
@@ -125,6 +140,31 @@ def count_rows(repo: Path, planted: dict[str, list[str]] | None) -> list[str]:
     return cells
 
 
+def rule_rows(repo: Path, planted: dict[str, list[str]] | None) -> list[str]:
+    """Markdown rows: what each audit.label_issues rule lists in the repo, and of the moved
+    photos, how many; on the audit's own out-of-fold probabilities, computed once."""
+    images = load_audited_images(repo / FEATURES_DIR, SPLITS)
+    everything = load_params(repo / PARAMS_FILE)
+    params = everything.audit
+    seed = everything.seed
+    positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
+    probabilities = out_of_fold_probabilities(
+        images.features,
+        images.labels,
+        fold_of(positions, params.folds),
+        int(images.labels.max()) + 1,
+        params.l2,
+    )
+    rows = []
+    for rule in LABEL_RULES:
+        flagged = {images.paths[i] for i, _, _ in label_issues(probabilities, images.labels, rule)}
+        cell = f"{len(flagged)} ({len(flagged) / len(images.paths):.1%})"
+        if planted is not None:
+            cell += f", {len(flagged & set(planted['suspects']))}/{MOVED} moved"
+        rows.append(f"| {repo.name.removeprefix('repo-')} | {rule} | {cell} |")
+    return rows
+
+
 def time_audit(repos: dict[str, Path], memo: Path, runs: int) -> dict[str, list[float]]:
     """Seconds of `python -m stages.audit` in each repo, alternately, with the memo and with
     an empty one (each run's own, so nothing is ever reused)."""
@@ -140,19 +180,22 @@ def time_audit(repos: dict[str, Path], memo: Path, runs: int) -> dict[str, list[
     return seconds
 
 
-def audit_sets(datasets: list[Path], work: Path, memo: Path) -> tuple[list[str], Path]:
-    """Each set and its planted copy audited: Markdown rows, and the first set's repo."""
-    rows, repos = [], []
+def audit_sets(
+    datasets: list[Path], work: Path, memo: Path, rules: bool
+) -> tuple[list[str], list[str], Path]:
+    """Each set and its planted copy audited: Markdown rows of counts and (with `rules`) of
+    every label rule's, and the first set's repo."""
+    rows, per_rule, repos = [], [], []
     for number, dataset in enumerate(datasets):
         other = datasets[(number + 1) % len(datasets)]
         copy = work / f"{dataset.name}-planted"
         planted = plant(dataset, other, copy)
-        (work / f"{dataset.name}-planted.json").write_text(json.dumps(planted, indent=1))
         for source, name, truth in ((dataset, dataset.name, None), (copy, copy.name, planted)):
             repo = audited_repo(source, work / f"repo-{name}", memo)
             rows.append(f"| {name} | " + " | ".join(count_rows(repo, truth)) + " |")
+            per_rule += rule_rows(repo, truth) if rules else []
             repos.append(repo)
-    return rows, repos[0]
+    return rows, per_rule, repos[0]
 
 
 def print_timings(repos: dict[str, Path], memo: Path, runs: int, dataset: Path) -> None:
@@ -169,15 +212,18 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="where the copies and repos go (default: tmp)")
     parser.add_argument("--memo", type=Path, help="the memo the repos share (default: in work)")
     parser.add_argument("--runs", type=int, default=0, help="timed audits (default 0)")
+    parser.add_argument("--rules", action="store_true", help="count every label rule's")
     parser.add_argument("--before", type=Path, help="an earlier checkout to time beside")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="audit_counts_"))
     memo = args.memo or work / "memo"
-    rows, first = audit_sets(args.datasets, work, memo)
+    rows, per_rule, first = audit_sets(args.datasets, work, memo, args.rules)
     print(f"\n{machine()}; work in {work}\n")
     print("| set | photos | out-of-fold accuracy | suspects | outliers | quality |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if per_rule:
+        print("\n| set | audit.label_issues | suspects |\n|---|---|---|\n" + "\n".join(per_rule))
     if args.runs:
         repos = {"this checkout": first}
         if args.before:
