@@ -219,7 +219,7 @@ class AuditParams:
     duplicate_similarity: float = 0.95
     folds: int = 5
     l2: float = 0.1
-    label_issues: str = "low_self_confidence"
+    label_issues: str = "both"
     outlier_neighbours: int = 30
     outlier_fence: float = 2.0
     blur_fence: float = 2.0
