@@ -181,7 +181,7 @@ def time_audit(repos: dict[str, Path], memo: Path, runs: int) -> dict[str, list[
 
 
 def audit_sets(
-    datasets: list[Path], work: Path, memo: Path, rules: bool
+    datasets: list[Path], work: Path, memo: Path, *, rules: bool
 ) -> tuple[list[str], list[str], Path]:
     """Each set and its planted copy audited: Markdown rows of counts and (with `rules`) of
     every label rule's, and the first set's repo."""
@@ -198,7 +198,7 @@ def audit_sets(
     return rows, per_rule, repos[0]
 
 
-def print_timings(repos: dict[str, Path], memo: Path, runs: int, dataset: Path) -> None:
+def print_timings(repos: dict[str, Path], memo: Path, runs: int, *, dataset: Path) -> None:
     print(f"\n`python -m stages.audit` on {dataset.name}, {runs} runs each:\n")
     print("| repo | median s | runs (s) |\n|---|---|---|")
     for name, seconds in time_audit(repos, memo, runs).items():
@@ -217,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="audit_counts_"))
     memo = args.memo or work / "memo"
-    rows, per_rule, first = audit_sets(args.datasets, work, memo, args.rules)
+    rows, per_rule, first = audit_sets(args.datasets, work, memo, rules=args.rules)
     print(f"\n{machine()}; work in {work}\n")
     print("| set | photos | out-of-fold accuracy | suspects | outliers | quality |")
     print("|---|---|---|---|---|---|")
@@ -231,7 +231,7 @@ def main() -> None:
             repos["before"] = repo_of_checkout(args.before, work / "repo-before", source)
             env = {"TRANSFER_MEMO": str(memo)}
             timed([sys.executable, "-m", "dvc", "repro", "audit"], repos["before"], env)
-        print_timings(repos, memo, args.runs, args.datasets[0])
+        print_timings(repos, memo, args.runs, dataset=args.datasets[0])
     print(f"\nraw MobileNetV2 forward: {in_own_process(raw_forward_speed):.1f} images/s")
 
 

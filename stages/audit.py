@@ -32,20 +32,23 @@ def main() -> None:
     sha256_of = {p.path: p.sha256 for name in SPLITS for p in read_split(SPLIT_DIR, name)}
     sha256s = [sha256_of[path] for path in images.paths]
     memoized = MemoCount()
-    measures = photo_measures(
-        list(zip(images.paths, sha256s, strict=True)), RAW_DIR, open_memo(), memoized
-    )
-    suspects, accuracy = find_suspects(images, classes, audit, params.seed)
+    photos = list(zip(images.paths, sha256s, strict=True))
+    measures = photo_measures(photos, RAW_DIR, memo=open_memo(), count=memoized)
+    suspects, accuracy = find_suspects(images, classes, audit, seed=params.seed)
     findings = Findings(
         find_duplicates(images, audit.duplicate_similarity),
         suspects,
-        find_outliers(images, classes, audit.outlier_neighbours, audit.outlier_fence),
-        find_unusable(images, classes, measures, sha256s, audit.blur_fence),
+        find_outliers(
+            images, classes, neighbours=audit.outlier_neighbours, fence=audit.outlier_fence
+        ),
+        find_unusable(
+            images, classes, measures=measures, sha256s=sha256s, blur_fence=audit.blur_fence
+        ),
         accuracy,
     )
     with atomic_output(AUDIT_DIR) as out_dir:
         out_dir.mkdir()
-        counts = write_findings(out_dir, RAW_DIR, findings, audit.picture_items)
+        counts = write_findings(out_dir, RAW_DIR, findings, picture_items=audit.picture_items)
     log.info(
         "%d near-duplicate pairs (%d across splits); %d likely label errors (%s; out-of-fold "
         "accuracy %.3f); %d outliers; %d unusable photos (%d measured, %d from the memo); "

@@ -171,7 +171,7 @@ def test_dark_blurred_flat_odd_and_copied_photos_are_unusable() -> None:
     data.append(data[7])  # a byte-identical copy of a photo, under a later name
     paths = [f"c/{index:03d}.jpg" for index in range(len(data))]
     hashes = [str(hash(item)) for item in data]
-    found = unusable([measure(item) for item in data], paths, hashes, 2.0)
+    found = unusable([measure(item) for item in data], paths, hashes, blur_fence=2.0)
     assert {paths[i]: issue for i, issue, _ in found} == {
         "c/100.jpg": "dark",
         "c/101.jpg": "blurry",
@@ -189,13 +189,13 @@ def test_measures_come_from_the_memo_and_a_changed_photo_fails(tmp_path: Path) -
         (raw / "c" / name).write_bytes(photo(kind))
     photos = [(f"c/{name}", sha256_of(raw / "c" / name)) for name in ("a.jpg", "b.jpg")]
     memo, first, second = Memo(tmp_path / "memo"), MemoCount(), MemoCount()
-    measured = photo_measures(photos, raw, memo, first)
+    measured = photo_measures(photos, raw, memo=memo, count=first)
     assert (first.computed, first.reused) == (2, 0)
-    assert photo_measures(photos, raw, memo, second) == measured
+    assert photo_measures(photos, raw, memo=memo, count=second) == measured
     assert (second.computed, second.reused) == (0, 2)
     assert measured[1].brightest < 0.1 < measured[0].brightest
     entries = [path for path in (tmp_path / "memo" / MEMO_SPACE).rglob("*") if path.is_file()]
     assert len(entries) == 2  # one a photo, by its bytes
     (raw / "c" / "a.jpg").write_bytes(photo("scene", 1))
     with pytest.raises(PipelineError, match="a.jpg changed since the split"):
-        photo_measures(photos, raw, Memo(tmp_path / "empty"), MemoCount())
+        photo_measures(photos, raw, memo=Memo(tmp_path / "empty"), count=MemoCount())

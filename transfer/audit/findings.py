@@ -70,7 +70,7 @@ def find_duplicates(images: AuditedImages, threshold: float) -> list[DuplicateRo
 
 
 def find_suspects(
-    images: AuditedImages, classes: tuple[str, ...], params: AuditParams, seed: int
+    images: AuditedImages, classes: tuple[str, ...], params: AuditParams, *, seed: int
 ) -> tuple[list[SuspectRow], float]:
     """Likely label errors by the rule audit.label_issues says, most suspicious first, with
     the class the model suggests; and the out-of-fold accuracy, which says how far to trust
@@ -99,7 +99,7 @@ def find_suspects(
 
 
 def find_outliers(
-    images: AuditedImages, classes: tuple[str, ...], neighbours: int, fence: float
+    images: AuditedImages, classes: tuple[str, ...], *, neighbours: int, fence: float
 ) -> list[OutlierRow]:
     """The photos far from their nearest neighbours in feature space, most unusual first."""
     scores = neighbour_distances(images.features, neighbours)
@@ -112,6 +112,7 @@ def find_outliers(
 def find_unusable(
     images: AuditedImages,
     classes: tuple[str, ...],
+    *,
     measures: list[Measures],
     sha256s: list[str],
     blur_fence: float,
@@ -119,7 +120,7 @@ def find_unusable(
     """The unusable photos, by issue, worst first; `measures` and `sha256s` in images' order."""
     return [
         (images.paths[i], classes[images.labels[i]], images.splits[i], issue, score)
-        for i, issue, score in unusable(measures, images.paths, sha256s, blur_fence)
+        for i, issue, score in unusable(measures, images.paths, sha256s, blur_fence=blur_fence)
     ]
 
 
@@ -135,7 +136,7 @@ class Findings:
 
 
 def write_findings(
-    out_dir: Path, raw_dir: Path, findings: Findings, picture_items: int
+    out_dir: Path, raw_dir: Path, findings: Findings, *, picture_items: int
 ) -> dict[str, int | float]:
     """duplicates.csv, suspects.csv, outliers.csv, quality.csv, metrics.json and the two
     pictures; returns the counts."""

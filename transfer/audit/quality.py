@@ -72,7 +72,7 @@ def _measure_file(file: Path, sha256: str) -> Measures:
 
 
 def photo_measures(
-    photos: list[tuple[str, str]], raw_dir: Path, memo: Memo, count: MemoCount
+    photos: list[tuple[str, str]], raw_dir: Path, *, memo: Memo, count: MemoCount
 ) -> list[Measures]:
     """The measures of the (path, SHA-256) photos of raw_dir, in their order: each from the
     memo, or measured (on all cores) and stored. Adds to `count`."""

@@ -50,7 +50,7 @@ def _issue(measures: Measures, blur_bar: float, median_sharpness: float) -> tupl
 
 
 def unusable(
-    measures: list[Measures], paths: list[str], sha256s: list[str], blur_fence: float
+    measures: list[Measures], paths: list[str], sha256s: list[str], *, blur_fence: float
 ) -> list[tuple[int, str, float]]:
     """(index, issue, score) of the unusable photos, by issue in ISSUES' order, then worst
     first. Blurry: a log sharpness `blur_fence` times as far under the set's median as its
