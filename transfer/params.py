@@ -23,6 +23,18 @@ ENGINES = ("keras", "litert")  # what runs the frozen forward passes (transfer.l
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16")
 ACTIVATION_DTYPES = ("float16", "float32")  # how finetune stores its cached activations
+# How the audit picks likely label errors (transfer.audit.label_errors): every image whose
+# out-of-fold prediction is another class, or one of cleanlab's find_label_issues filters.
+ALL_MISSES = "all_misses"
+LABEL_RULES = (
+    ALL_MISSES,
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "both",
+    "confident_learning",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
 WATCHED = ("loss", "accuracy")  # what the fine-tune's early stopping watches on validation
 
 
@@ -207,9 +219,20 @@ class AuditParams:
     duplicate_similarity: float = 0.95
     folds: int = 5
     l2: float = 0.1
+    label_issues: str = "both"
+    outlier_neighbours: int = 30
+    outlier_fence: float = 2.0
+    blur_fence: float = 2.0
     picture_items: int = 24
 
     def __post_init__(self) -> None:
+        rules = ", ".join(LABEL_RULES)
+        rule = self.label_issues
+        _require(rule in LABEL_RULES, "audit.label_issues", f"one of {rules}", rule)
+        neighbours = self.outlier_neighbours
+        _require(neighbours >= 1, "audit.outlier_neighbours", "at least 1", neighbours)
+        _require(self.outlier_fence > 0, "audit.outlier_fence", "positive", self.outlier_fence)
+        _require(self.blur_fence > 0, "audit.blur_fence", "positive", self.blur_fence)
         similarity = self.duplicate_similarity
         # Below about 0.8 most photos of a class pair up: a list too long to read.
         _require(0.8 <= similarity <= 1, "audit.duplicate_similarity", "in [0.8, 1]", similarity)

@@ -1,13 +1,14 @@
 """The audit stage on a synthetic photo set with planted duplicates and misfiled images."""
 
 import csv
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from stages import audit, cache, download, extract, split
 from tests.helpers import tiny_params
@@ -36,7 +37,7 @@ def pattern_image(path: Path, colour: tuple[int, int, int], seed: int) -> None:
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project after download, split, cache, extract (random VGG16, whose features still
     tell images apart) and audit, on 60 images a class plus 10 red ones filed as dog, an exact
-    copy and a re-encoded, resized copy."""
+    copy, a re-encoded, resized copy, a near-black photo and a blurred one."""
     base = tmp_path_factory.mktemp("audit")
     photos = base / "photos"
     for offset, (name, colour) in enumerate(COLOURS.items()):
@@ -47,6 +48,10 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(photos / "cat/img_03.jpg", photos / "cat/copy_03.jpg")
     with Image.open(photos / "cat/img_05.jpg") as original:
         original.resize((45, 45)).save(photos / "cat/altered_05.jpg", quality=70)
+    with Image.open(photos / "fox/img_07.jpg") as original:
+        original.point(lambda value: value // 20).save(photos / "fox/dark_07.jpg", quality=95)
+        blurred = original.filter(ImageFilter.GaussianBlur(8))
+        blurred.save(photos / "fox/blurred_07.jpg", quality=95)
     params = tiny_params(photos)
     params["backbone"]["name"] = "VGG16"
     params["audit"]["duplicate_similarity"] = 0.995  # random features: distinct images reach 0.99
@@ -96,8 +101,11 @@ def test_copies_are_reported_as_pairs_with_their_splits(audited: Path) -> None:
 def test_the_misfiled_images_are_the_top_suspects(audited: Path) -> None:
     rows = read_rows(audited / AUDIT_DIR / "suspects.csv")
     misfiled = [row for row in rows if row["image"].startswith("dog/misfiled_")]
-    assert len(misfiled) == 10 and len(rows) <= 15  # every planted one, and few others
-    assert {row["image"] for row in misfiled} <= {row["image"] for row in rows[:12]}
+    # Confident learning (audit.label_issues' default) lists half of the planted ones here:
+    # exchangeable with the cat images, the model is about as sure of the other half as of
+    # an average cat image, and the confident joint does not count them.
+    assert len(misfiled) >= 5 and len(rows) <= len(misfiled) + 2
+    assert {row["image"] for row in misfiled} == {row["image"] for row in rows[: len(misfiled)]}
     assert {(row["label"], row["suggested"]) for row in misfiled} == {("dog", "cat")}
     assert [float(row["score"]) for row in rows] == sorted(
         (float(row["score"]) for row in rows), reverse=True
@@ -107,7 +115,8 @@ def test_the_misfiled_images_are_the_top_suspects(audited: Path) -> None:
     # The suggested class is the likeliest: at least as likely as the filed one (1 - score).
     assert all(1 - float(row["score"]) <= float(row["suggested_probability"]) <= 1 for row in rows)
     with Image.open(audited / AUDIT_DIR / "suspects.png") as picture:
-        assert picture.size[0] >= 160 * 4  # a grid of the top suspects
+        columns = math.ceil(math.sqrt(len(rows)))  # a square grid of the suspects
+        assert picture.size[0] == 160 * columns
     with Image.open(audited / AUDIT_DIR / "duplicates.png") as picture:
         assert picture.size[0] == 2 * 160  # pairs side by side
 
@@ -118,5 +127,23 @@ def test_a_rerun_writes_the_same_bytes(audited: Path, monkeypatch: pytest.Monkey
     audit.main()
     assert {p.name: p.read_bytes() for p in (audited / AUDIT_DIR).iterdir()} == before
     assert set(before) == {
-        "duplicates.csv", "suspects.csv", "metrics.json", "suspects.png", "duplicates.png",
+        "duplicates.csv", "suspects.csv", "outliers.csv", "quality.csv", "metrics.json",
+        "suspects.png", "duplicates.png",
     }  # fmt: skip
+
+
+def test_the_unusable_photos_and_the_exact_copy_are_in_quality_csv(audited: Path) -> None:
+    rows = read_rows(audited / AUDIT_DIR / "quality.csv")
+    issues = {row["image"]: row["issue"] for row in rows}
+    assert issues.pop("fox/dark_07.jpg") == "dark"
+    assert issues.pop("fox/blurred_07.jpg") == "blurry"
+    assert issues.pop("cat/img_03.jpg") == "exact_duplicate"  # cat/copy_03.jpg sorts first
+    # The others are cartoon-flat (a background and five rectangles): under 3 bits of grey.
+    assert set(issues.values()) <= {"low_information"}
+    where = split_of(audited)
+    assert all(row["split"] == where[row["image"]] for row in rows)
+    assert all(row["label"] == row["image"].split("/")[0] for row in rows)
+    outliers = read_rows(audited / AUDIT_DIR / "outliers.csv")
+    assert len(outliers) <= 10  # a few: the set's far 5% set the bar
+    scores = [float(row["score"]) for row in outliers]
+    assert scores == sorted(scores, reverse=True)

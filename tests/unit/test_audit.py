@@ -1,14 +1,26 @@
-"""The audit's building blocks on synthetic feature vectors: duplicates, label checks, leaks."""
+"""The audit's building blocks on synthetic feature vectors and tiny images: duplicates,
+label checks, outliers, unusable photos, leaks."""
 
+import io
 from pathlib import Path
 
 import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
 
 from transfer.atomic import write_csv
 from transfer.audit.duplicates import near_duplicate_pairs
+from transfer.audit.fences import lower_bar, upper_bar
 from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
 from transfer.audit.leaks import leaked_test_images
+from transfer.audit.outliers import neighbour_distances, outliers
+from transfer.audit.quality import MEMO_SPACE, measure, photo_measures
+from transfer.audit.unusable import unusable
+from transfer.errors import PipelineError
 from transfer.evaluation.metrics import leak_metrics
+from transfer.hashing import sha256_of
+from transfer.memo.store import Memo, MemoCount
+from transfer.params import LABEL_RULES
 
 
 def clusters(per_class: int = 40, width: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -32,18 +44,72 @@ def test_blockwise_pairs_are_every_pair_over_the_threshold_once() -> None:
     assert near_duplicate_pairs(features, 0.9)[0][:2] == (3, 30)
 
 
-def test_planted_label_errors_rank_first() -> None:
-    features, labels = clusters()
-    wrong = np.arange(0, 40, 4)  # ten images of class 0 filed as class 1
+@pytest.mark.parametrize("rule", LABEL_RULES)
+def test_planted_label_errors_are_flagged_and_nothing_else(rule: str) -> None:
+    """Every miss finds all five; cleanlab's rules at least three, as its confident joint
+    counts an image as another class's only when the model is as sure of it as of that
+    class's own images on average, and these, exchangeable with their class's, are often
+    a little under."""
+    features, labels = clusters(per_class=60)
+    wrong = np.arange(0, 60, 12)  # five images of class 0 filed as class 1
     noisy = labels.copy()
     noisy[wrong] = 1
     folds = fold_of(np.random.default_rng(2).random(len(labels)), 5)
     probabilities = out_of_fold_probabilities(features, noisy, folds, 3, 0.1)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)  # float32
-    issues = label_issues(probabilities, noisy)
-    assert {index for index, _, _ in issues[:10]} == set(wrong.tolist())
-    assert all(suggested == 0 for index, suggested, _ in issues[:10])
+    issues = label_issues(probabilities, noisy, rule)
+    flagged = [index for index, _, _ in issues]
+    assert set(flagged) <= set(wrong.tolist())
+    assert len(flagged) == 5 if rule == "all_misses" else len(flagged) >= 3
+    assert all(suggested == 0 for _, suggested, _ in issues)
     assert [score for _, _, score in issues] == sorted((s for _, _, s in issues), reverse=True)
+    given = probabilities[flagged, noisy[flagged]]
+    np.testing.assert_allclose([score for _, _, score in issues], 1 - given, atol=1e-12)
+
+
+def test_the_label_rules_differ_on_an_unsure_model() -> None:
+    """Every rule runs; cleanlab's are stricter than every miss on a model that often errs."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(3), 50)
+    probabilities = rng.dirichlet(np.ones(3), len(labels))
+    probabilities[np.arange(len(labels)), labels] += 0.4
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    flagged = {rule: len(label_issues(probabilities, labels, rule)) for rule in LABEL_RULES}
+    misses = int((probabilities.argmax(axis=1) != labels).sum())
+    assert flagged["all_misses"] == misses > 0
+    assert flagged["both"] <= min(flagged["prune_by_noise_rate"], flagged["prune_by_class"])
+    assert flagged["both"] < misses
+
+
+def test_a_far_away_row_is_the_only_outlier() -> None:
+    features, _ = clusters(per_class=40)
+    far = np.random.default_rng(4).normal(0, 1, (1, features.shape[1])) * 5
+    features = np.vstack([features, far])
+    scores = neighbour_distances(features, 10)
+    brute = (
+        1
+        - (features / np.linalg.norm(features, axis=1, keepdims=True))
+        @ (features / np.linalg.norm(features, axis=1, keepdims=True)).T
+    )
+    np.fill_diagonal(brute, np.inf)
+    np.testing.assert_allclose(scores, np.sort(brute, axis=1)[:, :10].mean(axis=1), atol=1e-5)
+    assert [index for index, _ in outliers(scores, 2.0)] == [len(features) - 1]
+
+
+def test_a_group_of_foreign_rows_is_found_with_more_neighbours_than_its_size() -> None:
+    features, _ = clusters(per_class=40)
+    foreign = np.random.default_rng(5).normal(0, 1, features.shape[1]) * 5
+    group = foreign + np.random.default_rng(6).normal(0, 0.4, (4, features.shape[1]))
+    features = np.vstack([features, group])  # 4 of 124 rows: under the 5% that set the bar
+    found = {index for index, _ in outliers(neighbour_distances(features, 10), 2.0)}
+    assert found == set(range(120, 124))
+    assert not {index for index, _ in outliers(neighbour_distances(features, 3), 2.0)} & found
+
+
+def test_bars_lie_the_fence_times_the_tail_from_the_median() -> None:
+    values = np.arange(101.0)  # median 50, 5th percentile 5, 95th 95
+    assert upper_bar(values, 2.0) == 50 + 2 * 45
+    assert lower_bar(values, 1.0) == 5.0
 
 
 def test_folds_come_from_positions() -> None:
@@ -70,3 +136,66 @@ def test_leaked_test_images_and_the_accuracy_without_them(tmp_path: Path) -> Non
         leak_metrics(predicted, labels, paths, set(paths))["accuracy_without_train_duplicates"]
         is None
     )
+
+
+def photo(kind: str, seed: int = 0) -> bytes:
+    """A 48 px JPEG: a textured, noisy scene, the same near-black or blurred, flat grey, or
+    stretched to a strip."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (48, 48), tuple(rng.integers(60, 200, 3).tolist()))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        (x, y), (w, h) = rng.integers(0, 40, 2), rng.integers(3, 16, 2)
+        draw.rectangle(
+            [int(x), int(y), int(x + w), int(y + h)], fill=tuple(rng.integers(0, 256, 3).tolist())
+        )
+    noise = rng.normal(0, 12, (48, 48, 3))
+    image = Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
+    if kind == "dark":
+        image = image.point(lambda value: value // 20)
+    elif kind == "blurred":
+        image = image.filter(ImageFilter.GaussianBlur(8))
+    elif kind == "flat":
+        image = Image.new("RGB", (48, 48), (128, 128, 128))
+    elif kind == "strip":
+        image = image.resize((96, 16))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_dark_blurred_flat_odd_and_copied_photos_are_unusable() -> None:
+    kinds = ["dark", "blurred", "flat", "strip"]
+    # Blur is judged against the set: the bad ones are under the 5% that set its bar.
+    data = [photo("scene", seed) for seed in range(100)] + [photo(k, 999) for k in kinds]
+    data.append(data[7])  # a byte-identical copy of a photo, under a later name
+    paths = [f"c/{index:03d}.jpg" for index in range(len(data))]
+    hashes = [str(hash(item)) for item in data]
+    found = unusable([measure(item) for item in data], paths, hashes, blur_fence=2.0)
+    assert {paths[i]: issue for i, issue, _ in found} == {
+        "c/100.jpg": "dark",
+        "c/101.jpg": "blurry",
+        "c/102.jpg": "low_information",
+        "c/103.jpg": "odd_aspect_ratio",
+        "c/104.jpg": "exact_duplicate",
+    }
+    assert all(0 < score <= 1 for _, _, score in found)
+
+
+def test_measures_come_from_the_memo_and_a_changed_photo_fails(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "c").mkdir(parents=True)
+    for name, kind in (("a.jpg", "scene"), ("b.jpg", "dark")):
+        (raw / "c" / name).write_bytes(photo(kind))
+    photos = [(f"c/{name}", sha256_of(raw / "c" / name)) for name in ("a.jpg", "b.jpg")]
+    memo, first, second = Memo(tmp_path / "memo"), MemoCount(), MemoCount()
+    measured = photo_measures(photos, raw, memo=memo, count=first)
+    assert (first.computed, first.reused) == (2, 0)
+    assert photo_measures(photos, raw, memo=memo, count=second) == measured
+    assert (second.computed, second.reused) == (0, 2)
+    assert measured[1].brightest < 0.1 < measured[0].brightest
+    entries = [path for path in (tmp_path / "memo" / MEMO_SPACE).rglob("*") if path.is_file()]
+    assert len(entries) == 2  # one a photo, by its bytes
+    (raw / "c" / "a.jpg").write_bytes(photo("scene", 1))
+    with pytest.raises(PipelineError, match="a.jpg changed since the split"):
+        photo_measures(photos, raw, memo=Memo(tmp_path / "empty"), count=MemoCount())

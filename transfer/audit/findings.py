@@ -1,5 +1,6 @@
 """The audit of every image of a split dataset: which ones are near-duplicates of each other,
-which ones look filed in the wrong class, and the files that say so."""
+which ones look filed in the wrong class, which don't belong to the set, which are unusable,
+and the files that say so."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +12,22 @@ from transfer.audit.drawings import draw_duplicates, draw_suspects
 from transfer.audit.duplicates import near_duplicate_pairs
 from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
 from transfer.audit.leaks import DUPLICATE_COLUMNS, DuplicateRow
+from transfer.audit.outliers import neighbour_distances, outliers
+from transfer.audit.quality import Measures
+from transfer.audit.unusable import unusable
 from transfer.errors import PipelineError
 from transfer.features import load_features, load_paths
-from transfer.paths import DUPLICATES_FILE, SUSPECTS_FILE
+from transfer.params import AuditParams
+from transfer.paths import DUPLICATES_FILE, OUTLIERS_FILE, QUALITY_FILE, SUSPECTS_FILE
 from transfer.splitting import hash_position
 
 SUSPECT_COLUMNS = ["image", "split", "label", "suggested", "score", "suggested_probability"]
 SuspectRow = tuple[str, str, str, str, float, float]  # in SUSPECT_COLUMNS' order
+# What transfer/review/items.py reads of the photos that don't belong and the unusable ones.
+OUTLIER_COLUMNS = ["image", "label", "split", "score"]
+OutlierRow = tuple[str, str, str, float]
+QUALITY_COLUMNS = ["image", "label", "split", "issue", "score"]
+QualityRow = tuple[str, str, str, str, float]
 
 
 @dataclass(frozen=True)
@@ -60,14 +70,16 @@ def find_duplicates(images: AuditedImages, threshold: float) -> list[DuplicateRo
 
 
 def find_suspects(
-    images: AuditedImages, classes: tuple[str, ...], folds: int, l2: float, seed: int
+    images: AuditedImages, classes: tuple[str, ...], params: AuditParams, *, seed: int
 ) -> tuple[list[SuspectRow], float]:
-    """Likely label errors, most suspicious first, with the class the model suggests; and the
-    out-of-fold accuracy, which says how far to trust the suggestions. The folds come from a
-    hash of each path, so adding images moves no other image's fold."""
+    """Likely label errors by the rule audit.label_issues says, most suspicious first, with
+    the class the model suggests; and the out-of-fold accuracy, which says how far to trust
+    the suggestions. The folds come from a hash of each path, so adding images moves no other
+    image's fold."""
     positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
+    folds = fold_of(positions, params.folds)
     probabilities = out_of_fold_probabilities(
-        images.features, images.labels, fold_of(positions, folds), len(classes), l2
+        images.features, images.labels, folds, len(classes), params.l2
     )
     accuracy = float(np.mean(probabilities.argmax(axis=1) == images.labels))
     rows = [
@@ -79,27 +91,67 @@ def find_suspects(
             round(score, 6),
             round(float(probabilities[index, suggested]), 6),
         )
-        for index, suggested, score in label_issues(probabilities, images.labels)
+        for index, suggested, score in label_issues(
+            probabilities, images.labels, params.label_issues
+        )
     ]
     return rows, accuracy
 
 
+def find_outliers(
+    images: AuditedImages, classes: tuple[str, ...], *, neighbours: int, fence: float
+) -> list[OutlierRow]:
+    """The photos far from their nearest neighbours in feature space, most unusual first."""
+    scores = neighbour_distances(images.features, neighbours)
+    return [
+        (images.paths[i], classes[images.labels[i]], images.splits[i], round(score, 6))
+        for i, score in outliers(scores, fence)
+    ]
+
+
+def find_unusable(
+    images: AuditedImages,
+    classes: tuple[str, ...],
+    *,
+    measures: list[Measures],
+    sha256s: list[str],
+    blur_fence: float,
+) -> list[QualityRow]:
+    """The unusable photos, by issue, worst first; `measures` and `sha256s` in images' order."""
+    return [
+        (images.paths[i], classes[images.labels[i]], images.splits[i], issue, score)
+        for i, issue, score in unusable(measures, images.paths, sha256s, blur_fence=blur_fence)
+    ]
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the audit found, each list most worrying first."""
+
+    duplicates: list[DuplicateRow]
+    suspects: list[SuspectRow]
+    outliers: list[OutlierRow]
+    unusable: list[QualityRow]
+    out_of_fold_accuracy: float
+
+
 def write_findings(
-    out_dir: Path,
-    raw_dir: Path,
-    duplicates: list[DuplicateRow],
-    suspects: list[SuspectRow],
-    out_of_fold_accuracy: float,
-    picture_items: int,
+    out_dir: Path, raw_dir: Path, findings: Findings, *, picture_items: int
 ) -> dict[str, int | float]:
-    """duplicates.csv, suspects.csv, metrics.json and the two pictures; returns the counts."""
+    """duplicates.csv, suspects.csv, outliers.csv, quality.csv, metrics.json and the two
+    pictures; returns the counts."""
+    duplicates, suspects = findings.duplicates, findings.suspects
     write_csv(out_dir / DUPLICATES_FILE.name, DUPLICATE_COLUMNS, duplicates)
     write_csv(out_dir / SUSPECTS_FILE.name, SUSPECT_COLUMNS, suspects)
+    write_csv(out_dir / OUTLIERS_FILE.name, OUTLIER_COLUMNS, findings.outliers)
+    write_csv(out_dir / QUALITY_FILE.name, QUALITY_COLUMNS, findings.unusable)
     counts = {
         "duplicate_pairs": len(duplicates),
         "cross_split_duplicate_pairs": sum(a != b for _, _, _, a, b in duplicates),
         "suspected_label_errors": len(suspects),
-        "out_of_fold_accuracy": round(out_of_fold_accuracy, 6),
+        "outliers": len(findings.outliers),
+        "unusable_photos": len(findings.unusable),
+        "out_of_fold_accuracy": round(findings.out_of_fold_accuracy, 6),
     }
     write_json(out_dir / "metrics.json", counts)
     shown = [(path, label, suggested, score) for path, _, label, suggested, score, _ in suspects]
