@@ -13,7 +13,7 @@ import numpy as np
 from transfer.atomic import write_json
 from transfer.audit.leaks import leaked_test_images
 from transfer.errors import run_main
-from transfer.evaluation.grid import grid_order
+from transfer.evaluation.grid import misclassified_heat_maps
 from transfer.evaluation.metrics import classification_metrics, leak_metrics
 from transfer.evaluation.predictions import test_probabilities
 from transfer.evaluation.reports import write_reports
@@ -39,24 +39,6 @@ from transfer.timing import phase
 log = logging.getLogger(__name__)
 
 
-def misclassified_heat_maps(
-    paths: list[str], labels: np.ndarray, predicted: np.ndarray, count: int
-) -> dict[int, np.ndarray]:
-    """{index: Grad-CAM map for the class predicted} of the misclassified images among the
-    `count` the picture shows."""
-    wrong = [i for i in grid_order(labels, predicted, count) if labels[i] != predicted[i]]
-    if not wrong:
-        return {}
-    with phase("heat maps"):
-        # Imported only here: TensorFlow's start-up is most of a head-only evaluate's time.
-        from transfer.heatmaps.gradcam import explain_photos, load_gradcam
-
-        gradcam = load_gradcam(classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE))
-        files = [RAW_DIR / paths[i] for i in wrong]
-        maps = explain_photos(gradcam, files, [int(predicted[i]) for i in wrong])
-    return dict(zip(wrong, maps, strict=True))
-
-
 def main() -> None:
     params = load_params()
     classes = list(read_cache_meta(CACHE_DIR).classes)
@@ -66,7 +48,13 @@ def main() -> None:
         FINETUNED_DIR, params.evaluate.tta, len(labels), len(classes)
     )
     predicted = probabilities.argmax(axis=1)
-    heat_maps = misclassified_heat_maps(paths, labels, predicted, params.evaluate.grid_images)
+    heat_maps = misclassified_heat_maps(
+        [RAW_DIR / path for path in paths],
+        labels,
+        predicted,
+        count=params.evaluate.grid_images,
+        classifier=classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE),
+    )
     with phase("evaluate"):
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)
         leaked = leaked_test_images(DUPLICATES_FILE)

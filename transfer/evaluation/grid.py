@@ -8,6 +8,7 @@ from PIL import Image
 
 from transfer.contact_sheets import contact_sheet, open_tile
 from transfer.heatmaps.overlay import overlay
+from transfer.timing import phase
 
 RIGHT = (30, 90, 220)
 WRONG = (220, 30, 30)
@@ -16,6 +17,31 @@ WRONG = (220, 30, 30)
 def grid_order(labels: np.ndarray, predicted: np.ndarray, count: int) -> list[int]:
     """The indices of the up to `count` images the picture shows, misclassified first."""
     return sorted(range(len(labels)), key=lambda i: (labels[i] == predicted[i], i))[:count]
+
+
+def misclassified_heat_maps(
+    files: list[Path],
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    count: int,
+    classifier: list[Path],
+) -> dict[int, np.ndarray]:
+    """{index: Grad-CAM map of the class predicted} of the misclassified images among the
+    `count` the picture shows; `files` are the test photos, `classifier` the .keras files the
+    classifier is made of (head_only.classifier_files)."""
+    wrong = [i for i in grid_order(labels, predicted, count) if labels[i] != predicted[i]]
+    if not wrong:
+        return {}
+    with phase("heat maps"):
+        # Imported only here: TensorFlow's start-up is most of a head-only evaluate's time.
+        from transfer.heatmaps.gradcam import explain_photos, load_gradcam
+
+        gradcam = load_gradcam(classifier)
+        maps = explain_photos(
+            gradcam, [files[i] for i in wrong], [int(predicted[i]) for i in wrong]
+        )
+    return dict(zip(wrong, maps, strict=True))
 
 
 def draw_grid(
