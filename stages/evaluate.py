@@ -48,12 +48,16 @@ def main() -> None:
         FINETUNED_DIR, params.evaluate.tta, len(labels), len(classes)
     )
     predicted = probabilities.argmax(axis=1)
-    heat_maps = misclassified_heat_maps(
-        [RAW_DIR / path for path in paths],
-        labels,
-        predicted,
-        count=params.evaluate.grid_images,
-        classifier=classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE),
+    heat_maps = (
+        misclassified_heat_maps(
+            [RAW_DIR / path for path in paths],
+            labels,
+            predicted,
+            count=params.evaluate.grid_images,
+            classifier=classifier_files(FINETUNED_DIR, EXTRACTOR_FILE, HEAD_FILE),
+        )
+        if params.evaluate.heat_maps
+        else {}
     )
     with phase("evaluate"):
         metrics = classification_metrics(probabilities, labels, classes, params.evaluate.top_k)

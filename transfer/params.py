@@ -246,6 +246,7 @@ class EvaluateParams:
     top_k: int = 3
     grid_images: int = 25
     tta: bool = True
+    heat_maps: bool = True
 
     def __post_init__(self) -> None:
         _require(self.top_k >= 1, "evaluate.top_k", "at least 1", self.top_k)

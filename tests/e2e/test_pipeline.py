@@ -59,7 +59,9 @@ def stages_run(output: str) -> set[str]:
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     photos = make_image_folder(base / "photos")
-    return make_pipeline_repo(base / "repo", tiny_params(photos))
+    params = tiny_params(photos)
+    params["evaluate"]["heat_maps"] = True  # test_predictions_picture_tints_the_misclassified...
+    return make_pipeline_repo(base / "repo", params)
 
 
 def test_repro_builds_every_output_then_runs_nothing(repo: Path) -> None:
