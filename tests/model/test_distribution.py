@@ -32,21 +32,33 @@ from transfer.views import Views
 pytestmark = pytest.mark.model
 
 
-def two_devices(task: str, shards: list[Path], tmp_path: Path) -> dict[str, np.ndarray]:
-    """What tests/model/two_devices.py gives for `task`: `none_*` and `mirrored_*` arrays."""
-    out = tmp_path / "results.npz"
-    args = [sys.executable, "-m", "tests.model.two_devices", task, str(out), *map(str, shards)]
+@pytest.fixture(scope="module")
+def compared(
+    shards: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, np.ndarray]:
+    """What tests/model/two_devices.py gives, every task in one process."""
+    out = tmp_path_factory.mktemp("two_devices") / "results.npz"
+    args = [sys.executable, "-m", "tests.model.two_devices", str(out), *map(str, shards)]
     result = run_command(args, ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    results = dict(np.load(out))
+    return dict(np.load(out))
+
+
+def two_devices(task: str, compared: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The task's `none_*` and `mirrored_*` arrays."""
+    results = {
+        key.removeprefix(f"{task}:"): value
+        for key, value in compared.items()
+        if key.startswith(f"{task}:")
+    }
     assert (results["none_replicas"], results["mirrored_replicas"]) == (1, 2)
     return results
 
 
-def test_mirrored_features_equal_those_of_one_device(shards: list[Path], tmp_path: Path) -> None:
+def test_mirrored_features_equal_those_of_one_device(compared: dict[str, np.ndarray]) -> None:
     """Each batch split in two (the last, of 3 images, as 2 + 2 with one padded row) and
     gathered back in order, by Keras although the engine asks for LiteRT."""
-    results = two_devices("features", shards, tmp_path)
+    results = two_devices("features", compared)
     assert not results["mirrored_on_litert"]
     np.testing.assert_array_equal(results["mirrored_labels"], results["none_labels"])
     assert np.abs(results["none_features"]).mean() > 0.1  # features of order 1
@@ -55,11 +67,11 @@ def test_mirrored_features_equal_those_of_one_device(shards: list[Path], tmp_pat
     )
 
 
-def test_a_mirrored_head_trains_to_the_same_weights(shards: list[Path], tmp_path: Path) -> None:
+def test_a_mirrored_head_trains_to_the_same_weights(compared: dict[str, np.ndarray]) -> None:
     """Under a strategy the head trains one step per graph call (Keras cannot run more
     there), without one a whole epoch per call: the same weights up to rounding (measured:
     1e-7), the last batch of 8 split 4 + 4."""
-    results = two_devices("head", shards, tmp_path)
+    results = two_devices("head", compared)
     for key in [k.removeprefix("none_") for k in results if k.startswith("none_weight")]:
         np.testing.assert_allclose(
             results[f"mirrored_{key}"], results[f"none_{key}"], rtol=1e-4, atol=1e-6
@@ -72,7 +84,7 @@ def test_a_mirrored_head_trains_to_the_same_weights(shards: list[Path], tmp_path
 
 @pytest.mark.parametrize("task", ["images", "activations"])
 def test_mirrored_fine_tuning_gives_the_same_model(
-    task: str, shards: list[Path], tmp_path: Path
+    task: str, compared: dict[str, np.ndarray]
 ) -> None:
     """Three SGD steps, each on the 24 images split 12 + 12, on images or on cached
     activations. SGD's update is proportional to the gradient, so the two runs differ only
@@ -80,7 +92,7 @@ def test_mirrored_fine_tuning_gives_the_same_model(
     rounding), against updates of 1e-4 to 7e-3. Adam's first steps move every weight by about
     its learning rate whatever the gradient's size, so a gradient near zero that rounds
     differently moves its weight differently (2e-6 of 1e-3 after one step)."""
-    results = two_devices(task, shards, tmp_path)
+    results = two_devices(task, compared)
     updates = [k.removeprefix("none_") for k in results if k.startswith("none_update")]
     assert len(updates) > 2
     for key in updates:

@@ -1,10 +1,11 @@
 """One comparison of `distribute: none` with `mirrored` on two logical CPU devices, run in a
 process of its own: TensorFlow has to be given the devices before it starts.
 
-    python -m tests.model.two_devices TASK OUT.npz SHARD...
+    python -m tests.model.two_devices OUT.npz SHARD...
 
-Runs TASK (features, head, images or activations) once per strategy, in the same process,
-from the same seed, and saves what each run gave into OUT.npz as `<strategy>_<name>`.
+Runs each task (features, head, images, activations) once per strategy, in the same process
+(TensorFlow starts once), each from its own seed, and saves what each run gave into OUT.npz
+as `<task>:<strategy>_<name>`.
 """
 
 import sys
@@ -150,15 +151,18 @@ TASKS = {
 }
 
 
-def main(task: str, out: Path, shards: list[Path]) -> None:
+def main(out: Path, shards: list[Path]) -> None:
     results = {}
-    for name in ("none", "mirrored"):
-        strategy = strategy_for(name)
-        results[f"{name}_replicas"] = strategy.num_replicas_in_sync
-        outputs = TASKS[task](strategy, shards, out.parent / f"{task}_{name}")
-        results.update({f"{name}_{key}": value for key, value in outputs.items()})
+    # One strategy of each for every task: a second MirroredStrategy in a process fails its
+    # collective ops ("InternalError ... could be from a previous operation").
+    strategies = {name: strategy_for(name) for name in ("none", "mirrored")}
+    for task, run in TASKS.items():
+        for name, strategy in strategies.items():
+            results[f"{task}:{name}_replicas"] = strategy.num_replicas_in_sync
+            outputs = run(strategy, shards, out.parent / f"{task}_{name}")
+            results.update({f"{task}:{name}_{key}": value for key, value in outputs.items()})
     np.savez(out, **results)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+    main(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]])
