@@ -12,9 +12,10 @@ then the audit's files are counted: the photos each lists, as a share of the set
 planted photos, the moved ones among the suspects, the foreign ones among the outliers and
 the unusable ones in quality.csv.
 
---rules also counts, for each repo, what every audit.label_issues rule would list (on the
-same out-of-fold probabilities). A --work that holds the copies and repos of an earlier run
-is reused: nothing is planted or built again, and `dvc repro audit` brings them up to date.
+--rules also counts, for each repo, what every audit.label_issues rule would flag, and list
+under audit.max_suspects (on the same out-of-fold probabilities). A --work that holds the
+copies and repos of an earlier run is reused: nothing is planted or built again, and
+`dvc repro audit` brings them up to date.
 
 --runs N then times `python -m stages.audit` N times in the first set's repo, with the memo
 (the photos' measures in it) and with an empty one; with --before, alternately with a repo of
@@ -157,11 +158,15 @@ def rule_rows(repo: Path, planted: dict[str, list[str]] | None) -> list[str]:
     )
     rows = []
     for rule in LABEL_RULES:
-        flagged = {images.paths[i] for i, _, _ in label_issues(probabilities, images.labels, rule)}
-        cell = f"{len(flagged)} ({len(flagged) / len(images.paths):.1%})"
-        if planted is not None:
-            cell += f", {len(flagged & set(planted['suspects']))}/{MOVED} moved"
-        rows.append(f"| {repo.name.removeprefix('repo-')} | {rule} | {cell} |")
+        issues = label_issues(probabilities, images.labels, rule)
+        flagged = [images.paths[i] for i, _, _ in issues]
+        cells = []
+        for found in (flagged, flagged[: int(params.max_suspects * len(images.paths))]):
+            cell = f"{len(found)} ({len(found) / len(images.paths):.1%})"
+            if planted is not None:
+                cell += f", {len(set(found) & set(planted['suspects']))}/{MOVED} moved"
+            cells.append(cell)
+        rows.append(f"| {repo.name.removeprefix('repo-')} | {rule} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -223,7 +228,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     if per_rule:
-        print("\n| set | audit.label_issues | suspects |\n|---|---|---|\n" + "\n".join(per_rule))
+        header = "| set | audit.label_issues | flagged | listed (audit.max_suspects) |"
+        print(f"\n{header}\n|---|---|---|---|\n" + "\n".join(per_rule))
     if args.runs:
         repos = {"this checkout": first}
         if args.before:

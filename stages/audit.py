@@ -34,30 +34,30 @@ def main() -> None:
     memoized = MemoCount()
     photos = list(zip(images.paths, sha256s, strict=True))
     measures = photo_measures(photos, RAW_DIR, memo=open_memo(), count=memoized)
-    suspects, accuracy = find_suspects(images, classes, audit, seed=params.seed)
+    label_check = find_suspects(images, classes, audit, seed=params.seed)
     findings = Findings(
         find_duplicates(images, audit.duplicate_similarity),
-        suspects,
+        label_check,
         find_outliers(
             images, classes, neighbours=audit.outlier_neighbours, fence=audit.outlier_fence
         ),
         find_unusable(
             images, classes, measures=measures, sha256s=sha256s, blur_fence=audit.blur_fence
         ),
-        accuracy,
     )
     with atomic_output(AUDIT_DIR) as out_dir:
         out_dir.mkdir()
         counts = write_findings(out_dir, RAW_DIR, findings, picture_items=audit.picture_items)
     log.info(
-        "%d near-duplicate pairs (%d across splits); %d likely label errors (%s; out-of-fold "
-        "accuracy %.3f); %d outliers; %d unusable photos (%d measured, %d from the memo); "
-        "see %s",
+        "%d near-duplicate pairs (%d across splits); %d likely label errors listed, of %d "
+        "flagged (%s; out-of-fold accuracy %.3f); %d outliers; %d unusable photos (%d "
+        "measured, %d from the memo); see %s",
         counts["duplicate_pairs"],
         counts["cross_split_duplicate_pairs"],
         counts["suspected_label_errors"],
+        label_check.flagged,
         audit.label_issues,
-        accuracy,
+        label_check.out_of_fold_accuracy,
         counts["outliers"],
         counts["unusable_photos"],
         memoized.computed,

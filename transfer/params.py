@@ -220,6 +220,7 @@ class AuditParams:
     folds: int = 5
     l2: float = 0.1
     label_issues: str = "both"
+    max_suspects: float = 0.05
     outlier_neighbours: int = 30
     outlier_fence: float = 2.0
     blur_fence: float = 2.0
@@ -229,6 +230,8 @@ class AuditParams:
         rules = ", ".join(LABEL_RULES)
         rule = self.label_issues
         _require(rule in LABEL_RULES, "audit.label_issues", f"one of {rules}", rule)
+        share = self.max_suspects
+        _require(0 < share <= 1, "audit.max_suspects", "in (0, 1]", share)
         neighbours = self.outlier_neighbours
         _require(neighbours >= 1, "audit.outlier_neighbours", "at least 1", neighbours)
         _require(self.outlier_fence > 0, "audit.outlier_fence", "positive", self.outlier_fence)

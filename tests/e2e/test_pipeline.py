@@ -175,7 +175,7 @@ def test_an_audit_param_reruns_only_the_audit(repo: Path) -> None:
     metrics = json.loads((repo / "reports/audit/metrics.json").read_text())
     assert set(metrics) == {
         "duplicate_pairs", "cross_split_duplicate_pairs", "suspected_label_errors",
-        "outliers", "unusable_photos", "out_of_fold_accuracy",
+        "label_issues_flagged", "outliers", "unusable_photos", "out_of_fold_accuracy",
     }  # fmt: skip
     commit(repo, "audit folds 3")
 

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from transfer.atomic import write_csv
 from transfer.audit.duplicates import near_duplicate_pairs
 from transfer.audit.fences import lower_bar, upper_bar
+from transfer.audit.findings import AuditedImages, find_suspects
 from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
 from transfer.audit.leaks import leaked_test_images
 from transfer.audit.outliers import neighbour_distances, outliers
@@ -20,7 +21,7 @@ from transfer.errors import PipelineError
 from transfer.evaluation.metrics import leak_metrics
 from transfer.hashing import sha256_of
 from transfer.memo.store import Memo, MemoCount
-from transfer.params import LABEL_RULES
+from transfer.params import LABEL_RULES, AuditParams
 
 
 def clusters(per_class: int = 40, width: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +66,23 @@ def test_planted_label_errors_are_flagged_and_nothing_else(rule: str) -> None:
     assert [score for _, _, score in issues] == sorted((s for _, _, s in issues), reverse=True)
     given = probabilities[flagged, noisy[flagged]]
     np.testing.assert_allclose([score for _, _, score in issues], 1 - given, atol=1e-12)
+
+
+def test_the_suspects_listed_are_the_most_suspicious_max_suspects_share() -> None:
+    features, labels = clusters(per_class=60)
+    labels[np.arange(0, 60, 12)] = 1  # five images of class 0 filed as class 1
+    paths = [f"{label}/{index}.jpg" for index, label in enumerate(labels)]
+    images = AuditedImages(features, labels, paths, ["train"] * len(paths))
+    classes = ("a", "b", "c")
+    everything = find_suspects(
+        images, classes, AuditParams(label_issues="all_misses", max_suspects=1.0), seed=0
+    )
+    assert everything.flagged == len(everything.suspects) == 5
+    capped = find_suspects(
+        images, classes, AuditParams(label_issues="all_misses", max_suspects=0.02), seed=0
+    )
+    assert capped.flagged == 5 and capped.suspects == everything.suspects[:3]  # 2% of 180
+    assert capped.out_of_fold_accuracy == everything.out_of_fold_accuracy
 
 
 def test_the_label_rules_differ_on_an_unsure_model() -> None:

@@ -53,6 +53,7 @@ def test_a_param_left_out_takes_its_value_in_the_shipped_params_yaml() -> None:
         ("augment.views", -1, "augment.views must be 0 or more, got -1"),
         ("finetune.warmup_epochs", 25, "finetune.warmup_epochs must be in [0, finetune.epochs)"),
         ("finetune.activation_dtype", "int8", "finetune.activation_dtype must be one of float16"),
+        ("audit.max_suspects", 0, "audit.max_suspects must be in (0, 1], got 0"),
         ("evaluate.tta", "yes", "evaluate.tta must be true or false, got 'yes'"),
         ("export.onnx", "yes", "export.onnx must be true or false, got 'yes'"),
         ("distribute", "ring", "distribute must be one of auto, none, mirrored, multi_worker, "),
