@@ -22,6 +22,7 @@ from transfer.evaluation.metrics import leak_metrics
 from transfer.hashing import sha256_of
 from transfer.memo.store import Memo, MemoCount
 from transfer.params import LABEL_RULES, AuditParams
+from transfer.review.items import copy_in_pair
 
 
 def clusters(per_class: int = 40, width: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +199,17 @@ def test_dark_blurred_flat_odd_and_copied_photos_are_unusable() -> None:
         "c/104.jpg": "exact_duplicate",
     }
     assert all(0 < score <= 1 for _, _, score in found)
+
+
+def test_of_two_same_bytes_the_longer_name_is_the_copy_whatever_the_order() -> None:
+    same = [photo("scene", 3)] * 2
+    for paths, expected in (
+        (["c/a (copy).jpg", "c/a.jpg"], "c/a (copy).jpg"),
+        (["c/b.jpg", "c/a_1.jpg"], "c/a_1.jpg"),
+    ):
+        found = unusable([measure(item) for item in same], paths, ["h", "h"], blur_fence=2.0)
+        assert [(paths[i], issue) for i, issue, _ in found] == [(expected, "exact_duplicate")]
+        assert copy_in_pair(paths, ["val", "val"], Path("nowhere"), identical=True) == expected
 
 
 def test_measures_come_from_the_memo_and_a_changed_photo_fails(tmp_path: Path) -> None:

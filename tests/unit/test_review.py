@@ -267,10 +267,14 @@ def test_the_copy_of_a_pair_is_the_one_not_in_train_else_by_name_else_the_newer(
 ) -> None:
     for name in ("a.jpg", "b.jpg"):
         (tmp_path / name).write_bytes(b"x")
-    assert copy_in_pair(["a.jpg", "b.jpg"], ["test", "train"], tmp_path) == "a.jpg"
-    assert copy_in_pair(["a_copy.jpg", "a.jpg"], ["val", "val"], tmp_path) == "a_copy.jpg"
+
+    def copy(photos: list[str], splits: list[str]) -> str:
+        return copy_in_pair(photos, splits, tmp_path, identical=False)
+
+    assert copy(["a.jpg", "b.jpg"], ["test", "train"]) == "a.jpg"
+    assert copy(["a_copy.jpg", "a.jpg"], ["val", "val"]) == "a_copy.jpg"
     os.utime(tmp_path / "a.jpg", (2_000_000_000, 2_000_000_000))
     os.utime(tmp_path / "b.jpg", (1_000_000_000, 1_000_000_000))
-    assert copy_in_pair(["a.jpg", "b.jpg"], ["train", "train"], tmp_path) == "a.jpg"
+    assert copy(["a.jpg", "b.jpg"], ["train", "train"]) == "a.jpg"
     os.utime(tmp_path / "b.jpg", (2_000_000_000, 2_000_000_000))
-    assert copy_in_pair(["a.jpg", "b.jpg"], ["train", "train"], tmp_path) == "b.jpg"
+    assert copy(["a.jpg", "b.jpg"], ["train", "train"]) == "b.jpg"

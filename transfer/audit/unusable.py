@@ -8,6 +8,8 @@ no one number fits every set. Each photo gets its first issue in ISSUES' order, 
 from 0 to 1, higher worse.
 """
 
+from pathlib import PurePosixPath
+
 import numpy as np
 
 from transfer.audit.fences import lower_bar
@@ -22,10 +24,17 @@ ENTROPY_BITS = 8.0  # of 256 grey levels: the most there can be
 SHARPNESS_FLOOR = 1e-3  # under the log: a flat photo's sharpness is 0
 
 
+def original_first(path: str) -> tuple[int, str]:
+    """Sort key of photos with the same bytes, the original first: the shortest name
+    ("rose/1.jpg" before "rose/1 (copy).jpg"), then the path. quality.csv and the review
+    page's default for a byte-identical pair both go by it."""
+    return len(PurePosixPath(path).stem), path
+
+
 def _copies(paths: list[str], sha256s: list[str]) -> set[int]:
-    """The photos whose bytes an earlier path (in sorted order) already has."""
+    """The photos whose bytes a photo before them (original_first) already has."""
     seen, copies = set(), set()
-    for index in sorted(range(len(paths)), key=paths.__getitem__):
+    for index in sorted(range(len(paths)), key=lambda i: original_first(paths[i])):
         if sha256s[index] in seen:
             copies.add(index)
         seen.add(sha256s[index])

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from transfer.audit.unusable import original_first
 from transfer.review.decisions import Decisions
 
 SUSPECT, OUTLIER, UNUSABLE, LEAK, DUPLICATE = "suspect", "outlier", "unusable", "leak", "duplicate"
@@ -103,10 +104,13 @@ def out_of_fold_accuracy(audit_dir: Path) -> float | None:
     return json.loads(file.read_text()).get("out_of_fold_accuracy")
 
 
-def copy_in_pair(photos: list[str], splits: list[str], folder: Path) -> str:
-    """The photo of a pair to drop by default, the copy rather than the original: the one not
-    in train, else the one whose name holds the other's ("rose/1 (copy).jpg"), else the newer
-    file, else the second."""
+def copy_in_pair(photos: list[str], splits: list[str], folder: Path, *, identical: bool) -> str:
+    """The photo of a pair to drop by default, the copy rather than the original. Of two
+    with the same bytes, the one quality.csv calls the copy (original_first). Otherwise the
+    one not in train, else the one whose name holds the other's ("rose/1 (copy).jpg"), else
+    the newer file, else the second."""
+    if identical:
+        return max(photos, key=original_first)
     if splits.count(TRAIN) == 1:
         return photos[splits.index(TRAIN) - 1]
     stems = [Path(photo).stem for photo in photos]
@@ -135,7 +139,10 @@ def item_states(items: list[Item], decisions: Decisions) -> list[dict]:
         is_kept = item.id in kept and kept[item.id] == "+".join(digests)
         state = {**asdict(item), "decided": decided, "kept": is_kept}
         if pair:
-            state["copy"] = copy_in_pair(item.photos, item.splits, decisions.photos)
-            state["identical"] = digests[0] == digests[1] != ""
+            identical = digests[0] == digests[1] != ""
+            state["copy"] = copy_in_pair(
+                item.photos, item.splits, decisions.photos, identical=identical
+            )
+            state["identical"] = identical
         states.append(state)
     return states
