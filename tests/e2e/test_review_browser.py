@@ -61,7 +61,9 @@ def make_big_review_project(root: Path) -> Path:
     shutil.copyfile(raw / "fox/0.jpg", raw / "fox/0 (copy).jpg")
     with (audit / "duplicates.csv").open("a") as file:
         file.write("fox/0 (copy).jpg,fox/0.jpg,1.0,val,val\n")
-    (audit / "metrics.json").write_text('{"out_of_fold_accuracy": 0.8712}')
+    (audit / "metrics.json").write_text(
+        '{"out_of_fold_accuracy": 0.8712, "label_issues_flagged": 40}'
+    )
     return project
 
 
@@ -128,6 +130,7 @@ def test_eight_cards_fit_a_1400x900_screen_and_the_page_runs_under_its_policy(
     assert browser.execute_script(CARDS_ON_SCREEN) >= 8, height
     assert text_of(browser, "progress") == f"0 of {EXTRA_SUSPECTS + 7} decided"
     assert "right on 87%" in text_of(browser, "trust")
+    assert "most suspicious of the 40 it flagged" in text_of(browser, "trust")
     first = browser.find_element(By.CSS_SELECTOR, ".item.current")
     assert "filed: cat 10%" in first.text and "suggested: dog 85%" in first.text
     photo, heat = first.find_elements(By.TAG_NAME, "img")

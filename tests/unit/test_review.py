@@ -235,11 +235,13 @@ def test_the_page_gets_the_out_of_fold_accuracy_outliers_and_unusable_photos(
 ) -> None:
     _, url = served
     audit = tmp_path / "project/reports/audit"
-    (audit / "metrics.json").write_text('{"out_of_fold_accuracy": 0.8712}')
+    (audit / "metrics.json").write_text(
+        '{"out_of_fold_accuracy": 0.8712, "label_issues_flagged": 40}'
+    )
     (audit / "outliers.csv").write_text("image,score\ndog/0.jpg,0.93\n")
     (audit / "quality.csv").write_text("image,issue,score\nfox/1.jpg,dark,0.99\n")
     status, answer = request(f"{url}/api/items?token={TOKEN}")
-    assert status == 200 and answer["accuracy"] == 0.8712
+    assert status == 200 and (answer["accuracy"], answer["flagged"]) == (0.8712, 40)
     shown = {item["id"]: item for item in answer["items"]}
     assert shown["outlier:dog/0.jpg"]["kind"] == "outlier"
     assert shown["unusable:fox/1.jpg"]["issue"] == "dark"

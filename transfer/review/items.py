@@ -95,13 +95,16 @@ def read_items(audit_dir: Path) -> list[Item]:
     return items + sorted(pairs, key=lambda pair: pair.kind != LEAK)
 
 
-def out_of_fold_accuracy(audit_dir: Path) -> float | None:
-    """The audit model's accuracy on photos it did not train on, from its metrics.json: how
-    far to trust its suggestions (None before an audit that writes it)."""
+def label_check_figures(audit_dir: Path) -> dict[str, float | int | None]:
+    """From the audit's metrics.json: `accuracy`, its model's out-of-fold accuracy (how far to
+    trust its suggestions), and `flagged`, how many photos its label rule flagged (more than
+    suspects.csv lists when audit.max_suspects cut the list); None before an audit wrote them."""
     file = audit_dir / "metrics.json"
-    if not file.is_file():
-        return None
-    return json.loads(file.read_text()).get("out_of_fold_accuracy")
+    metrics = json.loads(file.read_text()) if file.is_file() else {}
+    return {
+        "accuracy": metrics.get("out_of_fold_accuracy"),
+        "flagged": metrics.get("label_issues_flagged"),
+    }
 
 
 def copy_in_pair(photos: list[str], splits: list[str], folder: Path, *, identical: bool) -> str:

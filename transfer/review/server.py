@@ -27,7 +27,7 @@ from transfer.paths import AUDIT_DIR, CORRECTIONS_FILE, RAW_DIR, REVIEWED_FILE
 from transfer.review.decisions import KEEP, UNDO, Decisions
 from transfer.review.guard import BadRequest, read_decision, same_secret, security_headers
 from transfer.review.heatmaps import HeatMaps
-from transfer.review.items import item_states, out_of_fold_accuracy, read_items
+from transfer.review.items import item_states, label_check_figures, read_items
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -113,8 +113,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
         if url.path == "/api/items":
             items = item_states(read_items(self.server.audit_dir), self.server.decisions)
-            accuracy = out_of_fold_accuracy(self.server.audit_dir)
-            answer = {"classes": self.server.classes, "items": items, "accuracy": accuracy}
+            figures = label_check_figures(self.server.audit_dir)
+            answer = {"classes": self.server.classes, "items": items, **figures}
             return self._json(answer)
         if url.path == "/api/heatmap":
             return self._heat_map(parse_qs(url.query))
