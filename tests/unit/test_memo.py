@@ -9,7 +9,7 @@ import pytest
 
 from bench.sandbox import run_command
 from tests.helpers import ROOT
-from transfer.frozen.version import FORWARD_ROOTS
+from transfer.frozen.version import FORWARD_ROOTS, KEY_LEAVES_OUT, forward_code_version
 from transfer.memo import code_version as code_version_module
 from transfer.memo.code_version import code_version, imported_modules, module_file
 from transfer.memo.command import prune
@@ -112,6 +112,7 @@ def test_it_lives_at_the_root_dvc_names_unless_told(
 # load that is neither here nor found from FORWARD_ROOTS fails the test below: either it
 # shapes rows and the key must see it, or it is named here.
 SHAPES_NO_ROW = {
+    "transfer.params",  # KEY_LEAVES_OUT: the values that shape rows are keyed themselves
     "transfer.cluster",
     "transfer.distribution",
     "transfer.models.files",
@@ -131,7 +132,7 @@ def test_the_forward_key_holds_every_module_the_stages_load_that_shapes_a_row() 
     result = run_command([sys.executable, "-c", code], ROOT)
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
-    keyed = set(imported_modules(*FORWARD_ROOTS))
+    keyed = set(imported_modules(*FORWARD_ROOTS, leaving_out=KEY_LEAVES_OUT))
     assert {"transfer.models.backbones", "transfer.views", "transfer.tfdata"} <= keyed
     assert not SHAPES_NO_ROW & keyed, "named as shaping no row, yet in the key"
     assert not loaded - keyed - SHAPES_NO_ROW, "loaded, shapes rows, not in the key"
@@ -140,7 +141,7 @@ def test_the_forward_key_holds_every_module_the_stages_load_that_shapes_a_row() 
 def test_an_edit_to_a_module_the_key_holds_changes_the_key(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    before = code_version(*FORWARD_ROOTS)
+    before = forward_code_version()
     edited = tmp_path / "backbones.py"
     source = module_file("transfer.models.backbones")
     edited.write_text(source.read_text() + "\n# a preprocessing change\n")
@@ -150,9 +151,25 @@ def test_an_edit_to_a_module_the_key_holds_changes_the_key(
         return edited if module == "transfer.models.backbones" else original(module)
 
     monkeypatch.setattr(code_version_module, "module_file", redirected)
-    assert code_version(*FORWARD_ROOTS) != before
+    assert forward_code_version() != before
     monkeypatch.setattr(code_version_module, "module_file", original)
-    assert code_version(*FORWARD_ROOTS) == before
+    assert forward_code_version() == before
+
+
+def test_an_edit_to_the_params_module_leaves_the_forward_key_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = forward_code_version()
+    edited = tmp_path / "params.py"
+    edited.write_text(module_file("transfer.params").read_text() + "\n# a new param\n")
+    original = code_version_module.module_file
+    monkeypatch.setattr(
+        code_version_module,
+        "module_file",
+        lambda module: edited if module == "transfer.params" else original(module),
+    )
+    assert forward_code_version() == before
+    assert code_version(*FORWARD_ROOTS) != before
 
 
 def test_the_import_check_and_the_resized_images_key_their_own_code() -> None:

@@ -25,6 +25,15 @@ FORWARD_ROOTS = (
     "transfer.models.factories",
     "transfer.models.cut",
 )
+# How params.yaml is read. The values that shape rows are in the key themselves (the
+# backbone's name, its weights' digest, the image size, the views' settings and seed), so a
+# new param, or a change to another param's check, computes no feature again.
+KEY_LEAVES_OUT = ("transfer.params",)
+
+
+def forward_code_version() -> str:
+    """The code's part of a forward pass's key: FORWARD_ROOTS' modules, but KEY_LEAVES_OUT."""
+    return code_version(*FORWARD_ROOTS, leaving_out=KEY_LEAVES_OUT)
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -38,7 +47,7 @@ def weights_digest(model: keras.Model) -> str:
 def forward_version(model: keras.Model, engine: str, *settings: object) -> str:
     """What shapes a frozen forward pass's outputs besides its input image: the model's
     weights, the `settings` that say what it is (its architecture, its cut), the engine
-    that runs it (litert.engine_for), and the libraries and code (FORWARD_ROOTS) that
-    decode, augment and run."""
+    that runs it (litert.engine_for), and the libraries and code (FORWARD_ROOTS, but
+    KEY_LEAVES_OUT) that decode, augment and run."""
     libraries = (tf.__version__, keras.__version__, metadata.version("ai-edge-litert"))
-    return key(weights_digest(model), settings, engine, libraries, code_version(*FORWARD_ROOTS))
+    return key(weights_digest(model), settings, engine, libraries, forward_code_version())

@@ -38,11 +38,14 @@ def project_imports(module: str, packages: tuple[str, ...]) -> set[str]:
     return found
 
 
-def imported_modules(*roots: str, packages: tuple[str, ...] = ("transfer",)) -> list[str]:
+def imported_modules(
+    *roots: str, packages: tuple[str, ...] = ("transfer",), leaving_out: tuple[str, ...] = ()
+) -> list[str]:
     """The roots and every module of `packages` they import, directly or not, with the
     packages on the way to each (importing a.b.c runs a/__init__.py and a/b/__init__.py),
-    sorted: what `import root` loads of this project."""
-    found: set[str] = set()
+    sorted: what `import root` loads of this project, but the modules `leaving_out` names
+    and what only they import."""
+    found: set[str] = set(leaving_out)
     pending = list(roots)
     while pending:
         parts = pending.pop().split(".")
@@ -51,13 +54,13 @@ def imported_modules(*roots: str, packages: tuple[str, ...] = ("transfer",)) -> 
             if name not in found:
                 found.add(name)
                 pending += project_imports(name, packages)
-    return sorted(found)
+    return sorted(found - set(leaving_out))
 
 
-def code_version(*roots: str) -> str:
+def code_version(*roots: str, leaving_out: tuple[str, ...] = ()) -> str:
     """A version of the code that computes a result: the hash of the name and source of each
-    module that `roots` load (imported_modules)."""
+    module that `roots` load (imported_modules, `leaving_out` left out)."""
     digest = hashlib.sha256()
-    for module in imported_modules(*roots):
+    for module in imported_modules(*roots, leaving_out=leaving_out):
         digest.update(module.encode() + b"\0" + module_file(module).read_bytes() + b"\0")
     return digest.hexdigest()
