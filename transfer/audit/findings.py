@@ -93,9 +93,9 @@ def find_suspects(
     )
     accuracy = float(np.mean(probabilities.argmax(axis=1) == images.labels))
     flagged = label_issues(probabilities, images.labels, params.label_issues)
-    # A weak out-of-fold model flags many of its own mistakes as well (on flowers128, at 0.70
-    # accuracy, one photo in seven); the planted errors rank near the top, so the head of
-    # the list is what is worth a person's time (docs/benchmarks.md, "What the audit found").
+    # A weak out-of-fold model flags many of its own mistakes too; misfiled photos rank near
+    # the top, so the head of the list is what is worth a person's time (docs/benchmarks.md,
+    # "What the audit found").
     listed = flagged[: int(params.max_suspects * len(images.labels))]
     rows = [
         (
