@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from transfer.errors import PipelineError
-from transfer.hashing import sha256_of
+from transfer.hashing import unchanged_bytes
 from transfer.image_files import NO_PIXEL_LIMIT, ImageRejected, decode_rgb
 from transfer.memo.code_version import code_version
 from transfer.memo.store import Memo, MemoCount, key
@@ -63,10 +63,9 @@ def measure(data: bytes) -> Measures:
 
 def _measure_file(file: Path, sha256: str) -> Measures:
     """The measures of a photo of data/raw, which must still have the bytes split saw."""
-    if sha256_of(file) != sha256:
-        raise PipelineError(f"{file} changed since the split; run `dvc repro`")
+    data = unchanged_bytes(file, sha256)
     try:
-        return measure(file.read_bytes())
+        return measure(data)
     except ImageRejected as reason:  # download checked it: the file changed since
         raise PipelineError(f"{file}: {reason}; run `dvc repro`") from None
 

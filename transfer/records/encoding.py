@@ -10,7 +10,7 @@ from pathlib import Path
 import PIL
 
 from transfer.errors import PipelineError
-from transfer.hashing import sha256_of
+from transfer.hashing import unchanged_bytes
 from transfer.image_files import NO_PIXEL_LIMIT, ImageRejected, resize_rgb
 from transfer.manifests.split_lists import Photo
 from transfer.memo.code_version import code_version
@@ -31,10 +31,9 @@ def resize_jpeg(data: bytes, size: int, quality: int) -> bytes:
 
 def _resize_file(file: Path, sha256: str, size: int, quality: int) -> bytes:
     """The resized JPEG of a photo of data/raw, which must still have the bytes split saw."""
-    if sha256_of(file) != sha256:
-        raise PipelineError(f"{file} changed since the split; run `dvc repro`")
+    data = unchanged_bytes(file, sha256)
     try:
-        return resize_jpeg(file.read_bytes(), size, quality)
+        return resize_jpeg(data, size, quality)
     except ImageRejected as reason:  # download checked it: the file changed since
         raise PipelineError(f"{file}: {reason}; run `dvc repro`") from None
 
