@@ -106,15 +106,17 @@ def write_formats(
 
 def gather_checks(
     second_process: SecondProcess,
+    saved_model: Path,
     saved_model_check: Callable[..., dict[str, np.ndarray]],
     probabilities: dict[str, np.ndarray],
     *,
     beside: bool,
 ) -> Any:
     """Add to `probabilities` the second process's and the SavedModel's (formats.
-    predict_saved_model, `saved_model_check`: run there if `beside`, else here); return the
-    SavedModel, loaded here once for its checks and its latency."""
-    served = tf.saved_model.load(str(saved_model_check.args[0]))  # the SavedModel's directory
+    predict_saved_model on the `saved_model` folder, `saved_model_check`: run there if
+    `beside`, else here); return the SavedModel, loaded here once for its checks and its
+    latency."""
+    served = tf.saved_model.load(str(saved_model))
     if not beside:
         probabilities.update(saved_model_check(served=served))
     with phase("export: waiting for the second process"):
@@ -174,9 +176,10 @@ def export_classifier(
             )
         )
         model = write_formats(model_files, meta, out_dir, model_file=model_file)
+        saved_model = out_dir / SAVED_MODEL
         saved_model_check = partial(
             predict_saved_model,
-            out_dir / SAVED_MODEL,
+            saved_model,
             test_files,
             count=check_count,
             batch_size=reference_batch_size,
@@ -195,7 +198,7 @@ def export_classifier(
             reference_batch_size=reference_batch_size,
         )
         served = gather_checks(
-            second_process, saved_model_check, probabilities, beside=not params.onnx
+            second_process, saved_model, saved_model_check, probabilities, beside=not params.onnx
         )
         latencies = time_formats(names, out_dir, served, test_files=test_files, count=test_count)
     return format_table(names, probabilities, labels, latencies)
