@@ -33,32 +33,32 @@ import tempfile
 from pathlib import Path
 from statistics import median
 
-import numpy as np
 import yaml
 from PIL import Image, ImageEnhance, ImageFilter
 
 from bench.common import in_own_process, machine, raw_forward_speed, repo_of_checkout, timed
 from bench.sandbox import PROJECT_ROOT, make_pipeline_repo
-from transfer.audit.findings import load_audited_images
-from transfer.audit.label_errors import fold_of, label_issues, out_of_fold_probabilities
-from transfer.image_files import has_image_extension
+from transfer.audit.findings import audit_probabilities, listed, load_audited_images
+from transfer.audit.label_errors import label_issues
+from transfer.manifests.cache_meta import read_cache_meta
+from transfer.manifests.raw_index import list_images, read_raw_index
+from transfer.memo.store import MEMO_ENV
 from transfer.params import LABEL_RULES, PARAMS_FILE, load_params
-from transfer.paths import AUDIT_DIR, FEATURES_DIR, RAW_INDEX, SPLITS
-from transfer.splitting import hash_position
+from transfer.paths import (
+    AUDIT_DIR,
+    CACHE_DIR,
+    FEATURES_DIR,
+    OUTLIERS_FILE,
+    QUALITY_FILE,
+    RAW_INDEX,
+    SPLITS,
+    SUSPECTS_FILE,
+)
 
 MOVED, FOREIGN, DARK, BLURRED = 20, 10, 5, 5
 BLUR_RADIUS = 8
 DARKNESS = 0.05  # the brightness kept: a near-black photo
-FILES = {"suspects": "suspects.csv", "outliers": "outliers.csv", "quality": "quality.csv"}
-
-
-def photos_of(dataset: Path) -> list[str]:
-    """`<class>/<file>` of the set's photos, sorted."""
-    return sorted(
-        path.relative_to(dataset).as_posix()
-        for path in dataset.glob("*/*")
-        if path.is_file() and has_image_extension(path.name)
-    )
+FILES = {"suspects": SUSPECTS_FILE, "outliers": OUTLIERS_FILE, "quality": QUALITY_FILE}
 
 
 def _rewrite(copy: Path, photo: str, change: str) -> None:
@@ -80,7 +80,7 @@ def plant(dataset: Path, other: Path, copy: Path) -> dict[str, list[str]]:
     copy.parent.mkdir(parents=True, exist_ok=True)
     timed(["cp", "-al", str(dataset), str(copy)], copy.parent)
     rng = random.Random(0)
-    photos = rng.sample(photos_of(dataset), MOVED + DARK + BLURRED)
+    photos = rng.sample(list_images(dataset), MOVED + DARK + BLURRED)
     classes = sorted(path.name for path in dataset.iterdir() if path.is_dir())
     moved = []
     for photo in photos[:MOVED]:
@@ -92,7 +92,7 @@ def plant(dataset: Path, other: Path, copy: Path) -> dict[str, list[str]]:
     for number, photo in enumerate(unusable):
         _rewrite(copy, photo, "dark" if number < DARK else "blur")
     foreign = []
-    for number, photo in enumerate(rng.sample(photos_of(other), FOREIGN)):
+    for number, photo in enumerate(rng.sample(list_images(other), FOREIGN)):
         target = f"{classes[number % len(classes)]}/foreign_{Path(photo).name}"
         os.link(other / photo, copy / target)
         foreign.append(target)
@@ -101,14 +101,12 @@ def plant(dataset: Path, other: Path, copy: Path) -> dict[str, list[str]]:
     return planted
 
 
-def listed(repo: Path) -> dict[str, set[str]]:
+def photos_listed(repo: Path) -> dict[str, set[str]]:
     """The photos each of the audit's files lists."""
     found = {}
     for name, file in FILES.items():
-        path = repo / AUDIT_DIR / file
-        if path.is_file():  # an earlier checkout's audit may not write it
-            with path.open(newline="") as handle:
-                found[name] = {row["image"] for row in csv.DictReader(handle)}
+        with (repo / file).open(newline="") as handle:
+            found[name] = {row["image"] for row in csv.DictReader(handle)}
     return found
 
 
@@ -118,22 +116,16 @@ def audited_repo(dataset: Path, repo: Path, memo: Path) -> Path:
         params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
         params["data"]["source"] = str(dataset)
         make_pipeline_repo(repo, params)
-    timed([sys.executable, "-m", "dvc", "repro", "audit"], repo, {"TRANSFER_MEMO": str(memo)})
+    timed([sys.executable, "-m", "dvc", "repro", "audit"], repo, {MEMO_ENV: str(memo)})
     return repo
 
 
 def count_rows(repo: Path, planted: dict[str, list[str]] | None) -> list[str]:
     """Markdown cells: each file's rows (share of the photos), and the planted ones caught."""
-    with (repo / RAW_INDEX).open(newline="") as handle:
-        photos = sum(1 for _ in csv.DictReader(handle))
+    photos = len(read_raw_index(repo / RAW_INDEX))
     metrics = json.loads((repo / AUDIT_DIR / "metrics.json").read_text())
-    cells = [str(photos), f"{metrics.get('out_of_fold_accuracy', 0):.3f}"]
-    found_in = listed(repo)
-    for name in FILES:
-        if name not in found_in:
-            cells.append("-")
-            continue
-        found = found_in[name]
+    cells = [str(photos), f"{metrics['out_of_fold_accuracy']:.3f}"]
+    for name, found in photos_listed(repo).items():
         cell = f"{len(found)} ({len(found) / photos:.1%})"
         if planted is not None:
             cell += f", {len(found & set(planted[name]))}/{len(planted[name])} planted"
@@ -147,21 +139,14 @@ def rule_rows(repo: Path, planted: dict[str, list[str]] | None) -> list[str]:
     images = load_audited_images(repo / FEATURES_DIR, SPLITS)
     everything = load_params(repo / PARAMS_FILE)
     params = everything.audit
-    seed = everything.seed
-    positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
-    probabilities = out_of_fold_probabilities(
-        images.features,
-        images.labels,
-        fold_of(positions, params.folds),
-        int(images.labels.max()) + 1,
-        params.l2,
-    )
+    n_classes = len(read_cache_meta(repo / CACHE_DIR).classes)
+    probabilities = audit_probabilities(images, n_classes, params, seed=everything.seed)
     rows = []
     for rule in LABEL_RULES:
         issues = label_issues(probabilities, images.labels, rule)
         flagged = [images.paths[i] for i, _, _ in issues]
         cells = []
-        for found in (flagged, flagged[: int(params.max_suspects * len(images.paths))]):
+        for found in (flagged, listed(flagged, params.max_suspects, len(images.paths))):
             cell = f"{len(found)} ({len(found) / len(images.paths):.1%})"
             if planted is not None:
                 cell += f", {len(set(found) & set(planted['suspects']))}/{MOVED} moved"
@@ -177,10 +162,10 @@ def time_audit(repos: dict[str, Path], memo: Path, runs: int) -> dict[str, list[
     for _ in range(runs):
         for name, repo in repos.items():
             command = [sys.executable, "-m", "stages.audit"]
-            warm = timed(command, repo, {"TRANSFER_MEMO": str(memo)})
+            warm = timed(command, repo, {MEMO_ENV: str(memo)})
             seconds.setdefault(f"{name}, memo", []).append(warm)
             with tempfile.TemporaryDirectory() as empty:
-                cold = timed(command, repo, {"TRANSFER_MEMO": empty})
+                cold = timed(command, repo, {MEMO_ENV: empty})
             seconds.setdefault(f"{name}, empty memo", []).append(cold)
     return seconds
 
@@ -234,9 +219,8 @@ def main() -> None:
         repos = {"this checkout": first}
         if args.before:
             source = {"data": {"source": str(args.datasets[0])}}
-            repos["before"] = repo_of_checkout(args.before, work / "repo-before", source)
-            env = {"TRANSFER_MEMO": str(memo)}
-            timed([sys.executable, "-m", "dvc", "repro", "audit"], repos["before"], env)
+            before = repo_of_checkout(args.before, work / "repo-before", source)
+            repos["before"] = audited_repo(args.datasets[0], before, memo)
         print_timings(repos, memo, args.runs, dataset=args.datasets[0])
     print(f"\nraw MobileNetV2 forward: {in_own_process(raw_forward_speed):.1f} images/s")
 

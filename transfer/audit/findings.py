@@ -4,6 +4,7 @@ and the files that say so."""
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +29,7 @@ OUTLIER_COLUMNS = ["image", "label", "split", "score"]
 OutlierRow = tuple[str, str, str, float]
 QUALITY_COLUMNS = ["image", "label", "split", "issue", "score"]
 QualityRow = tuple[str, str, str, str, float]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,23 +82,32 @@ class LabelCheck:
     out_of_fold_accuracy: float
 
 
+def audit_probabilities(
+    images: AuditedImages, n_classes: int, params: AuditParams, *, seed: int
+) -> np.ndarray:
+    """Each image's class probabilities from a model that never saw it. The folds come from a
+    hash of each path, so adding images moves no other image's fold."""
+    positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
+    folds = fold_of(positions, params.folds)
+    return out_of_fold_probabilities(images.features, images.labels, folds, n_classes, params.l2)
+
+
+def listed(flagged: list[T], max_suspects: float, photos: int) -> list[T]:
+    """The head of the flagged list, most suspicious first: at most `max_suspects` of the
+    `photos`. A weak out-of-fold model flags many of its own mistakes too; misfiled photos
+    rank near the top, so the head is what is worth a person's time (docs/benchmarks.md,
+    "What the audit found")."""
+    return flagged[: int(max_suspects * photos)]
+
+
 def find_suspects(
     images: AuditedImages, classes: tuple[str, ...], params: AuditParams, *, seed: int
 ) -> LabelCheck:
     """Likely label errors by the rule audit.label_issues says, with the class the model
-    suggests, the most suspicious audit.max_suspects share of the photos at most. The folds
-    come from a hash of each path, so adding images moves no other image's fold."""
-    positions = np.array([hash_position(f"audit:{path}", seed) for path in images.paths])
-    folds = fold_of(positions, params.folds)
-    probabilities = out_of_fold_probabilities(
-        images.features, images.labels, folds, len(classes), params.l2
-    )
+    suggests, the most suspicious audit.max_suspects share of the photos at most."""
+    probabilities = audit_probabilities(images, len(classes), params, seed=seed)
     accuracy = float(np.mean(probabilities.argmax(axis=1) == images.labels))
     flagged = label_issues(probabilities, images.labels, params.label_issues)
-    # A weak out-of-fold model flags many of its own mistakes too; misfiled photos rank near
-    # the top, so the head of the list is what is worth a person's time (docs/benchmarks.md,
-    # "What the audit found").
-    listed = flagged[: int(params.max_suspects * len(images.labels))]
     rows = [
         (
             images.paths[index],
@@ -106,7 +117,7 @@ def find_suspects(
             round(score, 6),
             round(float(probabilities[index, suggested]), 6),
         )
-        for index, suggested, score in listed
+        for index, suggested, score in listed(flagged, params.max_suspects, len(images.labels))
     ]
     return LabelCheck(rows, len(flagged), accuracy)
 
