@@ -55,7 +55,7 @@ def evaluate_once(repo: Path, scratch: Path) -> tuple[float, float, float, str]:
 
 
 # The review server's answers, timed as the page asks for them, in a fresh interpreter: the
-# benchmark's own has TensorFlow loaded already (bench.common builds a model).
+# benchmark's own has TensorFlow loaded already (bench.common imports the model code).
 REVIEW_TIMINGS = """
 import json, sys, threading, time, urllib.parse, urllib.request
 from pathlib import Path

@@ -62,7 +62,8 @@ def tiny_params(source: Path) -> dict:
     params["head"].update(epochs=3, batch_size=8)
     params["finetune"].update(epochs=2, batch_size=8, learning_rate=0.01)
     params["evaluate"]["grid_images"] = 6
-    # Each evaluate with heat maps starts TensorFlow: only the picture's own test turns them on.
+    # Each evaluate with heat maps starts TensorFlow: only the repo whose picture test checks
+    # them (tests/e2e/test_pipeline.py) turns them on.
     params["evaluate"]["heat_maps"] = False
     params["export"]["calibration_images"] = 4
     return params

@@ -101,7 +101,7 @@ def test_copies_are_reported_as_pairs_with_their_splits(audited: Path) -> None:
 def test_the_misfiled_images_are_the_top_suspects(audited: Path) -> None:
     rows = read_rows(audited / AUDIT_DIR / "suspects.csv")
     misfiled = [row for row in rows if row["image"].startswith("dog/misfiled_")]
-    # Confident learning (audit.label_issues' default) lists half of the planted ones here:
+    # Confident learning (`both`, audit.label_issues' default) lists half of the planted ones:
     # exchangeable with the cat images, the model is about as sure of the other half as of
     # an average cat image, and the confident joint does not count them.
     assert len(misfiled) >= 5 and len(rows) <= len(misfiled) + 2

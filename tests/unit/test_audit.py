@@ -87,7 +87,8 @@ def test_the_suspects_listed_are_the_most_suspicious_max_suspects_share() -> Non
 
 
 def test_the_label_rules_differ_on_an_unsure_model() -> None:
-    """Every rule runs; cleanlab's are stricter than every miss on a model that often errs."""
+    """Every rule runs; `both` is the strictest of its two prunings and stricter than every
+    miss on a model that often errs."""
     rng = np.random.default_rng(3)
     labels = np.repeat(np.arange(3), 50)
     probabilities = rng.dirichlet(np.ones(3), len(labels))
