@@ -1,5 +1,6 @@
 """Benchmark: the float16 and int8-weights TFLite models, TensorFlow's converter against LiteRT's
-quantizer (what the export ships), on all test images.
+quantizer, and the int8 weights with and without bias correction (the export ships the
+quantizer's float16 and its bias-corrected int8 weights), on all test images.
 
     KERAS_HOME=/abs/path/to/keras python -m bench.weights_only REPO [--head-only]
 
@@ -20,7 +21,13 @@ import tensorflow as tf
 
 from bench.common import in_own_process, machine, raw_forward_speed
 from transfer.evaluation.metrics import agreement_metrics
-from transfer.export.weights_only import TFLITE_DYNAMIC_RANGE, TFLITE_FLOAT16, weights_only
+from transfer.export.tflite import representative_images
+from transfer.export.weights_only import (
+    TFLITE_DYNAMIC_RANGE,
+    TFLITE_FLOAT16,
+    int8_weights,
+    weights_only,
+)
 from transfer.inference import run_on_records, traced_call
 from transfer.litert import LiteRTModel, serving_function, to_tflite
 from transfer.manifests.cache_meta import read_cache_meta
@@ -28,6 +35,7 @@ from transfer.models.files import load_classifier
 from transfer.paths import CACHE_DIR, EXTRACTOR_FILE, FINETUNED_DIR, FINETUNED_MODEL, HEAD_FILE
 
 BATCH = 8  # export.batch_size
+CALIBRATION = 32  # export.calibration_images
 
 
 def converter_model(serve: tf.types.experimental.PolymorphicFunction, weights: tf.DType) -> bytes:
@@ -83,6 +91,11 @@ def main() -> None:
         "quantizer_float16": lambda: weights_only(float_content, TFLITE_FLOAT16),
         "converter_dynamic_range": lambda: converter_model(serve, tf.int8),
         "quantizer_int8_weights": lambda: weights_only(float_content, TFLITE_DYNAMIC_RANGE),
+        "quantizer_int8_weights_bias_corrected": lambda: int8_weights(
+            model,
+            representative_images(meta.split_files(args.repo / CACHE_DIR, "train"), CALIBRATION),
+            BATCH,
+        ),
     }
     for name, make in makers.items():
         start = time.perf_counter()

@@ -22,11 +22,13 @@ from transfer.export.formats import (
 )
 from transfer.export.onnx_model import ONNX_FILE, export_onnx
 from transfer.export.serving import SAVED_MODEL, export_saved_model
-from transfer.export.tflite import (
-    TFLITE_FLOAT,
-    export_int8,
+from transfer.export.tflite import TFLITE_FLOAT, export_int8, representative_images
+from transfer.export.weights_only import (
+    TFLITE_DYNAMIC_RANGE,
+    TFLITE_FLOAT16,
+    int8_weights,
+    weights_only,
 )
-from transfer.export.weights_only import TFLITE_DYNAMIC_RANGE, TFLITE_FLOAT16, weights_only
 from transfer.litert import serving_function, to_tflite
 from transfer.manifests.cache_meta import CacheMeta
 from transfer.models.files import load_classifier, save_model
@@ -42,17 +44,17 @@ SECOND_PROCESS_FORMATS = ("tflite_int8", "onnx", "saved_model", "saved_model_byt
 def export_beside(
     model_files: list[Path],
     out_dir: Path,
-    calibration_files: list[Path],
+    calibration: np.ndarray,
     *,
-    calibration_images: int,
     test_files: list[Path],
     count: int,
     batch_size: int,
     onnx: bool,
 ) -> dict[str, np.ndarray]:
     """The second process's formats, each one's probabilities on the first `count` test
-    images: the int8 model (tflite.export_int8) and, if `onnx`, the ONNX model, whose
-    conversion (tf2onnx: mostly Python, on one core) runs here beside the other formats.
+    images: the int8 model (tflite.export_int8, calibrated on `calibration`) and, if `onnx`,
+    the ONNX model, whose conversion (tf2onnx: mostly Python, on one core) runs here beside
+    the other formats.
     Loads the classifier itself: this runs in the second process."""
     model = load_classifier(model_files)
     with phase("export: int8"):
@@ -60,8 +62,7 @@ def export_beside(
             "tflite_int8": export_int8(
                 model,
                 out_dir,
-                calibration_files,
-                calibration_images=calibration_images,
+                calibration,
                 test_files=test_files,
                 test_count=count,
                 batch_size=batch_size,
@@ -83,11 +84,18 @@ def export_beside(
 
 
 def write_formats(
-    model_files: list[Path], meta: CacheMeta, out_dir: Path, *, model_file: Path
+    model_files: list[Path],
+    meta: CacheMeta,
+    out_dir: Path,
+    *,
+    calibration: np.ndarray,
+    batch_size: int,
+    model_file: Path,
 ) -> keras.Model:
     """Load the classifier of `model_files` and write the formats made in this process to
-    `out_dir` (the SavedModel, the float, float16 and dynamic-range TFLite models) and the
-    Keras classifier to `model_file`; return the classifier."""
+    `out_dir` (the SavedModel, the float, float16 and dynamic-range TFLite models, the last
+    corrected on the `calibration` images in batches of `batch_size`) and the Keras
+    classifier to `model_file`; return the classifier."""
     with phase("load models"):
         model = load_classifier(model_files)
     serve = serving_function(model)  # traced once, for all
@@ -96,9 +104,10 @@ def write_formats(
     with phase("export: float TFLite"):
         float_content = to_tflite(serve)
         (out_dir / TFLITE_FLOAT).write_bytes(float_content)
-    with phase("export: float16 and int8-weights TFLite"):
-        for name in (TFLITE_FLOAT16, TFLITE_DYNAMIC_RANGE):
-            (out_dir / name).write_bytes(weights_only(float_content, name))
+    with phase("export: float16 TFLite"):
+        (out_dir / TFLITE_FLOAT16).write_bytes(weights_only(float_content, TFLITE_FLOAT16))
+    with phase("export: int8-weights TFLite"):
+        (out_dir / TFLITE_DYNAMIC_RANGE).write_bytes(int8_weights(model, calibration, batch_size))
     with phase("save models"):
         save_model(model, model_file)
     return model
@@ -159,6 +168,9 @@ def export_classifier(
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
     check_count = min(test_count, params.check_images or test_count)  # a random sample
     names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
+    calibration = representative_images(
+        meta.split_files(cache_dir, "train"), params.calibration_images
+    )
     # The second process converts and checks int8 (and ONNX) beside the rest; it starts first.
     with atomic_output(export_dir) as out_dir, SecondProcess() as second_process:
         out_dir.mkdir()
@@ -167,15 +179,21 @@ def export_classifier(
                 export_beside,
                 model_files,
                 out_dir,
-                meta.split_files(cache_dir, "train"),
-                calibration_images=params.calibration_images,
+                calibration,
                 test_files=test_files,
                 count=check_count,
                 batch_size=params.batch_size,
                 onnx=params.onnx,
             )
         )
-        model = write_formats(model_files, meta, out_dir, model_file=model_file)
+        model = write_formats(
+            model_files,
+            meta,
+            out_dir,
+            calibration=calibration,
+            batch_size=params.batch_size,
+            model_file=model_file,
+        )
         saved_model = out_dir / SAVED_MODEL
         saved_model_check = partial(
             predict_saved_model,

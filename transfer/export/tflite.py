@@ -65,18 +65,16 @@ def tflite_predict_records(
 def export_int8(
     model: keras.Model,
     out_dir: Path,
-    calibration_files: list[Path],
+    calibration: np.ndarray,
     *,
-    calibration_images: int,
     test_files: list[Path],
     test_count: int,
     batch_size: int,
 ) -> np.ndarray:
-    """Write the int8 model of the classifier, calibrated on the first `calibration_images`
-    of `calibration_files`, and return its class probabilities for the first `test_count`
+    """Write the int8 model of the classifier, calibrated on the `calibration` images
+    (representative_images), and return its class probabilities for the first `test_count`
     test images."""
-    representative = representative_images(calibration_files, calibration_images)
-    (out_dir / TFLITE_INT8).write_bytes(convert_int8(model, representative, batch_size))
+    (out_dir / TFLITE_INT8).write_bytes(convert_int8(model, calibration, batch_size))
     probabilities, _ = tflite_predict_records(
         out_dir / TFLITE_INT8, test_files, test_count, batch_size
     )

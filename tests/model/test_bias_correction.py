@@ -1,0 +1,92 @@
+"""Bias correction for int8 weights: the rounding matches LiteRT's quantizer's, and the
+corrected model, once rounded, keeps the float model's mean outputs."""
+
+import keras
+import numpy as np
+import pytest
+
+from transfer.export.bias_correction import bias_corrected, int8_rounded, rounded_layers
+from transfer.export.weights_only import (
+    INT8_WEIGHTS_MIN_ELEMENTS,
+    TFLITE_DYNAMIC_RANGE,
+    weights_only,
+)
+from transfer.litert import LiteRTModel, serving_function, to_tflite
+
+pytestmark = pytest.mark.model
+
+
+def test_int8_rounded_keeps_each_channels_largest_weight_and_rounds_to_its_grid() -> None:
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 4, 5)).astype(np.float32)
+    rounded = int8_rounded(kernel)
+    scale = np.abs(kernel).reshape(-1, 5).max(axis=0) / 127
+    steps = rounded.reshape(-1, 5) / scale
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)  # on the channel's grid
+    assert np.all(np.abs(rounded - kernel).reshape(-1, 5).max(axis=0) <= scale / 2 * 1.0001)
+    np.testing.assert_allclose(np.abs(rounded).reshape(-1, 5).max(axis=0), scale * 127)
+    # A depthwise kernel's output channels are in x multiplier: 4 x 2 scales, not 2.
+    depthwise = kernel[..., :2] * np.array([1.0, 100.0], dtype=np.float32)
+    columns = int8_rounded(depthwise, depthwise=True).reshape(-1, 8)
+    assert len(np.unique(np.abs(columns).max(axis=0))) == 8
+
+
+def linear_model() -> keras.Model:
+    """Nested models as the classifier's (one without a kernel, as its preprocessing), with
+    every place a shift can go and nothing between that is not linear: a convolution before
+    BatchNormalization, a depthwise one (multiplier 2) before another, and a dense layer
+    with its own bias."""
+    keras.utils.set_random_seed(1)
+    pixels = keras.Input((4, 4, 32))
+    x = keras.layers.Conv2D(64, 1, use_bias=False)(pixels)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.DepthwiseConv2D(1, depth_multiplier=2, use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    body = keras.Model(pixels, keras.layers.GlobalAveragePooling2D()(x), name="body")
+    features = keras.Input((128,))
+    head = keras.Model(features, keras.layers.Dense(10)(features), name="head")
+    raw = keras.Input((4, 4, 32))
+    scale = keras.Model(raw, keras.layers.Rescaling(0.5)(raw), name="scale")  # nothing rounded
+    images = keras.Input((4, 4, 32))
+    model = keras.Model(images, head(body(scale(images))))
+    rng = np.random.default_rng(2)
+    for layer in body.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, size=layer.moving_variance.shape))
+    return model
+
+
+def rounded(model: keras.Model, min_elements: int) -> keras.Model:
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for _, layer in rounded_layers(copy, min_elements):
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        layer.kernel.assign(int8_rounded(np.asarray(layer.kernel), depthwise=depthwise))
+    return copy
+
+
+def test_the_corrected_model_rounded_keeps_the_float_models_mean_outputs() -> None:
+    model = linear_model()
+    images = np.random.default_rng(3).uniform(0, 2, size=(16, 4, 4, 32)).astype(np.float32)
+    before = model.get_weights()
+    corrected = bias_corrected(model, images, min_elements=1, batch_size=5)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
+    float_mean = model.predict(images, verbose=0).mean(axis=0)
+    plain_shift = np.abs(rounded(model, 1).predict(images, verbose=0).mean(axis=0) - float_mean)
+    left = np.abs(rounded(corrected, 1).predict(images, verbose=0).mean(axis=0) - float_mean)
+    assert plain_shift.max() > 1e-2  # rounding alone moves the means
+    assert left.max() < plain_shift.max() / 100
+
+
+def test_litert_quantizer_rounds_the_weights_as_int8_rounded_does() -> None:
+    """The correction is computed for int8_rounded's rounding: the int8-weights TFLite model
+    (BatchNormalization folded into its kernels first) computes what Keras does with the
+    kernels int8_rounded."""
+    model = linear_model()
+    images = np.random.default_rng(4).uniform(0, 2, size=(8, 4, 4, 32)).astype(np.float32)
+    content = weights_only(to_tflite(serving_function(model)), TFLITE_DYNAMIC_RANGE)
+    lite = LiteRTModel(content, 8)(images)[0]
+    keras_rounded = rounded(model, INT8_WEIGHTS_MIN_ELEMENTS).predict(images, verbose=0)
+    keras_float = model.predict(images, verbose=0)
+    assert np.abs(lite - keras_float).max() > 1e-3  # the weights were rounded
+    np.testing.assert_allclose(lite, keras_rounded, atol=1e-4)
