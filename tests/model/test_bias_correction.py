@@ -5,7 +5,15 @@ import keras
 import numpy as np
 import pytest
 
-from transfer.export.bias_correction import bias_corrected, int8_rounded, rounded_layers
+from transfer.export.bias_correction import (
+    bias_corrected,
+    computing_layer,
+    int8_output_shifts,
+    int8_rounded,
+    rounded_layers,
+    shifted_back,
+)
+from transfer.export.selective import quantization_debugger
 from transfer.export.weights_only import (
     INT8_WEIGHTS_MIN_ELEMENTS,
     TFLITE_DYNAMIC_RANGE,
@@ -90,3 +98,71 @@ def test_litert_quantizer_rounds_the_weights_as_int8_rounded_does() -> None:
     keras_float = model.predict(images, verbose=0)
     assert np.abs(lite - keras_float).max() > 1e-3  # the weights were rounded
     np.testing.assert_allclose(lite, keras_rounded, atol=1e-4)
+
+
+def test_computing_layer_tells_a_layer_from_one_whose_name_extends_it() -> None:
+    expand, relu = (
+        keras.layers.Identity(name="block_1_expand"),
+        keras.layers.ReLU(name="block_1_expand_relu"),
+    )
+    fused = "m/backbone_1/block_1_expand_relu_1/Relu6;m/backbone_1/block_1_expand_1/convolution"
+    assert computing_layer(fused, [expand, relu]) is relu
+    assert computing_layer("m/backbone_1/block_1_expand_1/convolution", [relu, expand]) is expand
+    assert computing_layer("m/backbone_1/block_1_add_1/Add", [expand, relu]) is None
+
+
+def small_convolutional_model() -> keras.Model:
+    keras.utils.set_random_seed(5)
+    pixels = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(pixels)
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="expand")(x)
+    x = keras.layers.BatchNormalization(name="expand_BN")(x)
+    x = keras.layers.ReLU(6.0, name="expand_relu")(x)
+    x = keras.layers.Conv2D(8, 1, use_bias=False, name="project")(x)
+    x = keras.layers.BatchNormalization(name="project_BN")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(pixels, keras.layers.Dense(4, name="logits")(x))
+
+
+def test_each_shift_is_taken_out_of_the_offset_that_moves_that_output() -> None:
+    """Named as TFLite names the tensors: a convolution fused with its BatchNormalization and
+    ReLU6 after the ReLU, one without a ReLU after the convolution, the logits after the
+    dense layer; a shift of a layer without an offset (the rescaling) changes nothing."""
+    model = small_convolutional_model()
+    rng = np.random.default_rng(7)
+    shifts = {
+        "m/expand_relu_1/Relu6;m/expand_1/convolution1:27": rng.normal(size=16),
+        "m/project_1/convolution11:31": rng.normal(size=8),
+        "m/logits_1/MatMul;m/logits_1/BiasAdd": rng.normal(size=4),
+        "m/scale_1/add1:23": rng.normal(size=3),
+    }
+    before = model.get_weights()
+    corrected = shifted_back(model, shifts)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
+    moved = {
+        "expand_BN": corrected.get_layer("expand_BN").beta,
+        "project_BN": corrected.get_layer("project_BN").beta,
+        "logits": corrected.get_layer("logits").bias,
+    }
+    for (name, offset), shift in zip(moved.items(), list(shifts.values())[:3], strict=True):
+        original = np.asarray(model.get_layer(name).weights[1])  # beta, or the bias
+        np.testing.assert_allclose(np.asarray(offset), original - shift, rtol=1e-6, atol=1e-6)
+    changed = sum(
+        not np.array_equal(a, b) for a, b in zip(corrected.get_weights(), before, strict=True)
+    )
+    assert changed == 3  # those three, nothing else
+
+
+def test_int8_output_shifts_gives_each_verified_layer_a_mean_per_channel() -> None:
+    model = small_convolutional_model()
+    images = np.random.default_rng(6).integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    debugger = quantization_debugger(model, images, 4, ())
+    shifts = int8_output_shifts(debugger.get_debug_quantized_model(), images)
+    widths = {
+        layer.name: len(shifts[name])
+        for name in shifts
+        if (layer := computing_layer(name, model.layers)) is not None
+    }
+    assert widths == {"scale": 3, "expand_relu": 16, "project": 8, "pool": 8}
+    # Rounding leaves a shift, but a small one: a fraction of the outputs' int8 step.
+    assert 0 < max(np.abs(values).max() for values in shifts.values()) < 0.05

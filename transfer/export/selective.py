@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from transfer.export.bias_correction import int8_output_shifts, shifted_back
 from transfer.litert import to_tflite
 
 # Keras layers kept in float wherever a model has them: MobileNetV2's first convolution and
@@ -48,6 +49,26 @@ def _computed_by(name: str, layers: tuple[str, ...]) -> bool:
     return any(f"/{layer}_" in own or f"/{layer}/" in own for layer in layers)
 
 
+def quantization_debugger(
+    model: keras.Model, representative: np.ndarray, batch_size: int, float_layers: tuple[str, ...]
+) -> tf.lite.experimental.QuantizationDebugger:
+    """TFLite's quantization debugger on the int8 conversion of `model`, uint8 pixels in,
+    calibrated on `representative` in batches, with the Keras `float_layers` left in float."""
+    serve = uint8_serving_function(model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [representative[start : start + batch_size]]
+        for start in range(0, len(representative), batch_size)
+    )
+    denied = float_nodes(to_tflite(serve), float_layers)
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=lambda: iter([[representative[:1]]]),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied),
+    )
+
+
 def selective_int8(
     model: keras.Model,
     representative: np.ndarray,
@@ -56,22 +77,12 @@ def selective_int8(
     float_layers: tuple[str, ...] = FLOAT_LAYERS,
 ) -> bytes:
     """The int8 TFLite model, uint8 pixels in, with the Keras `float_layers` the model has
-    left in float; calibrated on `representative` (N x H x W x 3 uint8) in batches."""
-    serve = uint8_serving_function(model)
-
-    def converter() -> tf.lite.TFLiteConverter:
-        convert = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-        convert.optimizations = [tf.lite.Optimize.DEFAULT]
-        convert.representative_dataset = lambda: (
-            [representative[start : start + batch_size]]
-            for start in range(0, len(representative), batch_size)
-        )
-        return convert
-
-    denied = float_nodes(to_tflite(serve), float_layers)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter(),
-        debug_dataset=lambda: iter([[representative[:1]]]),
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied),
-    )
-    return debugger.get_nondebug_quantized_model()
+    left in float; calibrated on `representative` (N x H x W x 3 uint8) in batches, and its
+    layers' offsets corrected for the mean shift int8 leaves on those images
+    (bias_correction: converted once to measure the shifts, then again without them)."""
+    debug_model = quantization_debugger(model, representative, batch_size, float_layers)
+    shifts = int8_output_shifts(debug_model.get_debug_quantized_model(), representative)
+    corrected = shifted_back(model, shifts)
+    return quantization_debugger(
+        corrected, representative, batch_size, float_layers
+    ).get_nondebug_quantized_model()
