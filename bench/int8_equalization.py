@@ -1,14 +1,17 @@
 """Benchmark: the int8 TFLite model's alternatives, on all test images.
 
     KERAS_HOME=/abs/path/to/keras python -m bench.int8_equalization REPO [--calibration 32]
-        [--methods today equalized float_stem equalized_float_stem] [--rounds 5]
+        [--methods today equalized float_stem_uncorrected float_stem equalized_float_stem]
+        [--rounds 5]
 
 REPO is a pipeline repo after `dvc repro` (its models/model.keras and data/cache/). Each
 method converts the classifier to int8 with uint8 pixels in, calibrated on the first
 --calibration training images as the export does: today, every layer quantized
 (tflite.int8_converter); equalized, the same after cross-layer equalization of the
-activations (bench/equalize.py); float_stem, what the export ships (transfer.export.selective:
-MobileNetV2's first convolution and two worst depthwise layers left in float); and both. Each
+activations (bench/equalize.py); float_stem_uncorrected, MobileNetV2's first convolution and
+two worst depthwise layers left in float (transfer.export.selective's debugger), as the export
+shipped before bias correction; float_stem, what the export ships (the same, with each layer's
+int8 mean shift taken out of its offset); and equalized_float_stem, both. Each
 model runs on every test image: its agreement with the Keras classifier's top class, its
 accuracy, the equalized float model's accuracy and the file's size; then each model's median
 latency per image (on 1 thread and on all cores), the median of --rounds rounds that time the
@@ -27,7 +30,7 @@ from bench.common import in_own_process, machine, raw_forward_speed
 from bench.equalize import equalize
 from transfer.evaluation.metrics import agreement_metrics
 from transfer.export.checks import LATENCY_IMAGES, median_ms
-from transfer.export.selective import selective_int8
+from transfer.export.selective import FLOAT_LAYERS, quantization_debugger, selective_int8
 from transfer.export.tflite import int8_converter, representative_images
 from transfer.inference import run_on_records, traced_call
 from transfer.litert import LiteRTModel
@@ -39,6 +42,12 @@ BATCH = 8  # export.batch_size: calibration steps and test batches
 METHODS: dict[str, tuple[bool, Callable[[keras.Model, np.ndarray], bytes]]] = {
     "today": (False, lambda model, images: int8_converter(model, images, BATCH).convert()),
     "equalized": (True, lambda model, images: int8_converter(model, images, BATCH).convert()),
+    "float_stem_uncorrected": (
+        False,
+        lambda model, images: quantization_debugger(
+            model, images, BATCH, FLOAT_LAYERS
+        ).get_nondebug_quantized_model(),
+    ),
     "float_stem": (False, lambda model, images: selective_int8(model, images, BATCH)),
     "equalized_float_stem": (True, lambda model, images: selective_int8(model, images, BATCH)),
 }  # name: (equalized first, conversion)

@@ -83,6 +83,32 @@ def export_beside(
     return probabilities
 
 
+def start_export_beside(
+    second_process: SecondProcess,
+    model_files: list[Path],
+    out_dir: Path,
+    *,
+    calibration: np.ndarray,
+    test_files: list[Path],
+    count: int,
+    params: ExportParams,
+) -> None:
+    """Start export_beside in `second_process`, which converts and checks int8 (and ONNX)
+    beside the rest: it starts first."""
+    second_process.start(
+        partial(
+            export_beside,
+            model_files,
+            out_dir,
+            calibration,
+            test_files=test_files,
+            count=count,
+            batch_size=params.batch_size,
+            onnx=params.onnx,
+        )
+    )
+
+
 def write_formats(
     model_files: list[Path],
     meta: CacheMeta,
@@ -111,6 +137,27 @@ def write_formats(
     with phase("save models"):
         save_model(model, model_file)
     return model
+
+
+def check_saved_model_beside(
+    second_process: SecondProcess,
+    saved_model: Path,
+    test_files: list[Path],
+    *,
+    count: int,
+    batch_size: int,
+    beside: bool,
+) -> Callable[..., dict[str, np.ndarray]]:
+    """The check of the `saved_model` folder's two signatures (formats.predict_saved_model)
+    on the first `count` test images, started in `second_process` if `beside`. With ONNX
+    (tf2onnx: 40-50 s on one loaded core) the second process has the longer list: then this
+    process runs it, once done (docs/benchmarks.md)."""
+    check = partial(
+        predict_saved_model, saved_model, test_files, count=count, batch_size=batch_size
+    )
+    if beside:
+        second_process.start(check)
+    return check
 
 
 def gather_checks(
@@ -162,29 +209,24 @@ def export_classifier(
     export_dir: Path,
     model_file: Path,
 ) -> dict[str, dict]:
-    """Write the classifier of `model_files` (finetuned.classifier_files) to `model_file` and
-    its serving forms to `export_dir`; return each format's figures against the Keras
-    classifier, which runs in batches of `reference_batch_size` (backbone.batch_size)."""
+    """Write the classifier of `model_files` to `model_file` and its serving forms to `export_dir`;
+    return each format's figures against Keras, run in batches of `reference_batch_size`."""
     test_files, test_count = meta.split_files(cache_dir, "test"), meta.counts["test"]
     check_count = min(test_count, params.check_images or test_count)  # a random sample
     names = [name for name in FORMAT_FILES if params.onnx or FORMAT_FILES[name] != ONNX_FILE]
     calibration = representative_images(
         meta.split_files(cache_dir, "train"), params.calibration_images
     )
-    # The second process converts and checks int8 (and ONNX) beside the rest; it starts first.
     with atomic_output(export_dir) as out_dir, SecondProcess() as second_process:
         out_dir.mkdir()
-        second_process.start(
-            partial(
-                export_beside,
-                model_files,
-                out_dir,
-                calibration,
-                test_files=test_files,
-                count=check_count,
-                batch_size=params.batch_size,
-                onnx=params.onnx,
-            )
+        start_export_beside(
+            second_process,
+            model_files,
+            out_dir,
+            calibration=calibration,
+            test_files=test_files,
+            count=check_count,
+            params=params,
         )
         model = write_formats(
             model_files,
@@ -195,17 +237,14 @@ def export_classifier(
             model_file=model_file,
         )
         saved_model = out_dir / SAVED_MODEL
-        saved_model_check = partial(
-            predict_saved_model,
+        saved_model_check = check_saved_model_beside(
+            second_process,
             saved_model,
             test_files,
             count=check_count,
             batch_size=reference_batch_size,
+            beside=not params.onnx,
         )
-        # It checks the SavedModel too, but with ONNX (tf2onnx: 40-50 s on one loaded core) it
-        # has the longer list: then this process does, once done (docs/benchmarks.md).
-        if not params.onnx:
-            second_process.start(saved_model_check)
         probabilities, labels = check_formats(
             model,
             [name for name in names if name not in SECOND_PROCESS_FORMATS],
