@@ -67,7 +67,7 @@ def linear_model() -> keras.Model:
 def rounded(model: keras.Model, min_elements: int) -> keras.Model:
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    for _, layer in rounded_layers(copy, min_elements):
+    for layer in rounded_layers(copy, min_elements):
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
         layer.kernel.assign(int8_rounded(np.asarray(layer.kernel), depthwise=depthwise))
     return copy

@@ -6,7 +6,7 @@ times the mean of the layer's input: a shift the same for every photo, which the
 it amplify. Measured on the calibration images, it is taken out of the next
 BatchNormalization's moving mean (or the layer's own bias), so that the int8-weights model's
 channels keep the float model's means. On flowers128 this took the int8-weights model's
-agreement with Keras from 0.925 to 0.986-0.989 (docs/benchmarks.md).
+agreement with Keras from 0.925 to 0.988-0.989 (docs/benchmarks.md).
 
 Rounding per output channel is unchanged when a channel is multiplied by a constant, so the
 kernels rounded here round as the converter's BatchNormalization-folded ones do.
@@ -15,7 +15,7 @@ The int8 model rounds its activations too, which shifts its layers' means furthe
 shifts are measured rather than computed: TFLite's quantization debugger's model runs each
 int8 layer beside its float twin on the same int8 input, and its NumericVerify ops give the
 difference. On flowers128 (`unfreeze: 50`) the int8 model's agreement went from 0.916 to
-0.951-0.960.
+0.952.
 """
 
 import re
@@ -41,16 +41,27 @@ def int8_rounded(kernel: np.ndarray, *, depthwise: bool = False) -> np.ndarray:
     return rounded.reshape(kernel.shape).astype(kernel.dtype)
 
 
-def rounded_layers(model: keras.Model, min_elements: int) -> list[tuple[keras.Model, keras.Layer]]:
-    """(the model holding it, the layer) for every convolution and dense layer, nested models
-    included, whose kernel has at least `min_elements` weights: those stored as int8."""
+def all_layers(model: keras.Model) -> list[keras.Layer]:
+    """Every layer of `model` but nested models, whose layers it lists instead."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += rounded_layers(layer, min_elements)
-        elif isinstance(layer, KERNEL_LAYERS) and np.prod(layer.kernel.shape) >= min_elements:
-            found.append((model, layer))
+        found += all_layers(layer) if isinstance(layer, keras.Model) else [layer]
     return found
+
+
+def following_layers(layers: list[keras.Layer], layer: keras.Layer) -> list[keras.Layer]:
+    """Those of `layers` that take `layer`'s output."""
+    return [other for other in layers if other.input is layer.output]
+
+
+def rounded_layers(model: keras.Model, min_elements: int) -> list[keras.Layer]:
+    """The convolution and dense layers of `model` (nested models included) whose kernel has
+    at least `min_elements` weights: those stored as int8."""
+    return [
+        layer
+        for layer in all_layers(model)
+        if isinstance(layer, KERNEL_LAYERS) and np.prod(layer.kernel.shape) >= min_elements
+    ]
 
 
 def input_means(
@@ -101,25 +112,22 @@ def output_shift(layer: keras.Layer, input_mean: np.ndarray) -> np.ndarray:
     return input_mean @ error
 
 
-def _next_layers(holder: keras.Model, layer: keras.Layer) -> list[keras.Layer]:
-    return [other for other in holder.layers if other.input is layer.output]
-
-
 def bias_corrected(
     model: keras.Model, images: np.ndarray, *, min_elements: int, batch_size: int
 ) -> keras.Model:
     """A copy of `model` whose int8-rounded kernels (rounded_layers) leave each output
-    channel's mean over `images` where the float kernels put it: each shift goes into the
-    following BatchNormalization's moving mean, or the layer's bias (a layer with neither is
-    left as it is). Its weights stay float:
+    channel's mean over `images` where the float kernels put it: each shift (in the
+    convolution's own units) goes into the following BatchNormalization's moving mean, or
+    out of the layer's bias; a layer with neither is left as it is. Its weights stay float:
     it is meant to be rounded, by the converter or LiteRT's quantizer."""
     corrected = keras.models.clone_model(model)
     corrected.set_weights(model.get_weights())
+    layers = all_layers(corrected)
     targets = rounded_layers(corrected, min_elements)
-    means = input_means(corrected, images, [layer for _, layer in targets], batch_size)
-    for holder, layer in targets:
+    means = input_means(corrected, images, targets, batch_size)
+    for layer in targets:
         shift = output_shift(layer, means[id(layer)])
-        following = _next_layers(holder, layer)
+        following = following_layers(layers, layer)
         if len(following) == 1 and isinstance(following[0], keras.layers.BatchNormalization):
             moving_mean = following[0].moving_mean
             moving_mean.assign(np.asarray(moving_mean) + shift)
@@ -143,22 +151,16 @@ def int8_output_shifts(debug_model: bytes, images: np.ndarray) -> dict[str, np.n
         for detail in interpreter.get_tensor_details()
         if detail["name"].startswith(NUMERIC_VERIFY)
     ]
+    pixels = interpreter.get_input_details()[0]["index"]
     sums: dict[str, np.ndarray] = {}
     for image in images:
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.set_tensor(pixels, image[None])
         interpreter.invoke()
         for name, index in verified:
             difference = interpreter.get_tensor(index)
             rows = difference.reshape(-1, difference.shape[-1])
             sums[name] = sums.get(name, 0) + rows.mean(axis=0, dtype=np.float64)
     return {name: total / len(images) for name, total in sums.items()}
-
-
-def _layers(model: keras.Model) -> list[keras.Layer]:
-    found = []
-    for layer in model.layers:
-        found += _layers(layer) if isinstance(layer, keras.Model) else [layer]
-    return found
 
 
 def computing_layer(tensor_name: str, layers: list[keras.Layer]) -> keras.Layer | None:
@@ -179,20 +181,20 @@ def _offset_layer(layer: keras.Layer | None, layers: list[keras.Layer]) -> keras
     if isinstance(layer, keras.layers.ReLU):
         return next((other for other in layers if other.output is layer.input), None)
     if isinstance(layer, KERNEL_LAYERS) and not layer.use_bias:
-        following = [other for other in layers if other.input is layer.output]
+        following = following_layers(layers, layer)
         return following[0] if len(following) == 1 else None
     return layer
 
 
 def shifted_back(model: keras.Model, shifts: dict[str, np.ndarray]) -> keras.Model:
     """A copy of `model` with each of `shifts` (int8_output_shifts) taken out of the offset
-    that moves it (_offset_layer): a BatchNormalization's, or a convolution's or dense
-    layer's bias. Shifts of other layers (additions, pooling, rescaling) are left: they have
-    no offset of their own. After a ReLU6 the shift is measured past its clipping, so it is
-    taken out only roughly."""
+    that moves it (_offset_layer): a BatchNormalization's (the shift is in its output's
+    units), or a convolution's or dense layer's bias. Shifts of other layers (additions,
+    pooling, rescaling) are left: they have no offset of their own. After a ReLU6 the shift
+    is measured past its clipping, so it is taken out only roughly."""
     corrected = keras.models.clone_model(model)
     corrected.set_weights(model.get_weights())
-    layers = _layers(corrected)
+    layers = all_layers(corrected)
     for name, shift in shifts.items():
         layer = _offset_layer(computing_layer(name, layers), layers)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.center:

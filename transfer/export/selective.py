@@ -6,7 +6,9 @@ activations that share one int8 scale per tensor (TFLite's quantization debugger
 quantization steps off, the other layers at most 0.6). Neither cross-layer equalization of
 the weights (TFLite's weights are already per channel) nor of the activations (the channels
 that matter already span the whole range) removes it (docs/benchmarks.md). Keeping those
-layers in float does, at a few kilobytes and a few per cent of latency.
+layers in float does, at a few kilobytes and a few per cent of latency. What int8 still
+shifts in the other layers' means is measured and taken out of their offsets
+(transfer.export.bias_correction).
 
 The pixels go in as uint8: the graph's first op casts them to float, so the calibration,
 the quantizer's float layers and a phone's camera all see the same 8-bit values.
