@@ -112,6 +112,14 @@ def output_shift(layer: keras.Layer, input_mean: np.ndarray) -> np.ndarray:
     return input_mean @ error
 
 
+def _copy(model: keras.Model) -> keras.Model:
+    """A model like `model` with its own weights, equal to `model`'s: the corrections change
+    the copy, never the model the export ships."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def bias_corrected(
     model: keras.Model, images: np.ndarray, *, min_elements: int, batch_size: int
 ) -> keras.Model:
@@ -120,8 +128,7 @@ def bias_corrected(
     convolution's own units) goes into the following BatchNormalization's moving mean, or
     out of the layer's bias; a layer with neither is left as it is. Its weights stay float:
     it is meant to be rounded, by the converter or LiteRT's quantizer."""
-    corrected = keras.models.clone_model(model)
-    corrected.set_weights(model.get_weights())
+    corrected = _copy(model)
     layers = all_layers(corrected)
     targets = rounded_layers(corrected, min_elements)
     means = input_means(corrected, images, targets, batch_size)
@@ -192,8 +199,7 @@ def shifted_back(model: keras.Model, shifts: dict[str, np.ndarray]) -> keras.Mod
     units), or a convolution's or dense layer's bias. Shifts of other layers (additions,
     pooling, rescaling) are left: they have no offset of their own. After a ReLU6 the shift
     is measured past its clipping, so it is taken out only roughly."""
-    corrected = keras.models.clone_model(model)
-    corrected.set_weights(model.get_weights())
+    corrected = _copy(model)
     layers = all_layers(corrected)
     for name, shift in shifts.items():
         layer = _offset_layer(computing_layer(name, layers), layers)
