@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+STAGES_DIR = Path("stages")  # one module a stage: what dvc.yaml runs
+# <stage>.sha256: the modules each stage runs and their hashes (transfer/stage_code.py)
+CODE_VERSIONS_DIR = Path("data/code_versions")
 DOWNLOADS_DIR = Path("data/downloads")  # downloaded archives, kept so a rerun does not download
 RAW_DIR = Path("data/raw")  # <class>/<image> as found in the source, and nothing else
 RAW_INDEX = Path("data/raw.csv")  # each image of RAW_DIR and its SHA-256 (manifests/raw_index.py)

@@ -35,8 +35,8 @@ from transfer.tfdata import read_images
 
 pytestmark = pytest.mark.e2e
 ALL_STAGES = {
-    "download", "split", "cache", "extract", "audit", "train_head", "finetune", "evaluate",
-    "export",
+    "code_versions", "download", "split", "cache", "extract", "audit", "train_head",
+    "finetune", "evaluate", "export",
 }  # fmt: skip
 EXPORT_FILES = (
     "models/model.keras",
@@ -342,3 +342,17 @@ def test_going_back_to_params_already_run_runs_no_stage(repo: Path) -> None:
     assert not (repo / "models/finetuned/model.keras").exists()
     passed_on = (repo / "models/finetuned/test_probabilities.npy").read_bytes()
     assert passed_on == (repo / "models/head_test_probabilities.npy").read_bytes()
+
+
+def test_editing_a_module_reruns_exactly_the_stages_that_run_it(repo: Path) -> None:
+    """Only `split` imports transfer/manifests/corrections.py: `code_versions` lists the code
+    again, `split` reruns, writes the same lists, and nothing after it runs. Undone, both
+    come back from the run cache."""
+    module = repo / "transfer/manifests/corrections.py"
+    source = module.read_text()
+    module.write_text(source + "# an edit\n")
+    assert "changed deps" in dvc(repo, "status", "code_versions").stdout
+    assert stages_run(dvc(repo, "repro").stdout) == {"code_versions", "split"}
+    module.write_text(source)
+    assert stages_run(dvc(repo, "repro").stdout) == set()
+    assert "up to date" in dvc(repo, "status").stdout

@@ -1,4 +1,4 @@
-"""dvc.yaml lists, for every stage, exactly the modules the stage imports; the layout holds."""
+"""dvc.yaml lists, for every stage, the code it runs; the layout holds."""
 
 import ast
 import sys
@@ -10,6 +10,8 @@ import yaml
 from bench.sandbox import run_command
 from tests.helpers import ROOT
 from transfer.memo.code_version import imported_modules, module_file
+from transfer.paths import CODE_VERSIONS_DIR
+from transfer.stage_code import listing_file, stage_files, write_code_listings
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PACKAGES = ("stages", "transfer")
@@ -34,43 +36,41 @@ def imported_files(module: str) -> set[str]:
     }
 
 
-def code_deps(files: set[str]) -> set[str]:
-    """The deps that list these files of the project: a package's folder where they hold
-    every file in it (DVC hashes the folder less .dvcignore's __pycache__), else each file."""
-    deps = set(files)
-    for folder in {Path(file).parent for file in files}:
-        inside = {
-            path.relative_to(ROOT).as_posix()
-            for path in (ROOT / folder).rglob("*")
-            if path.is_file() and "__pycache__" not in path.parts
-        }
-        if folder.as_posix() not in PACKAGES and inside <= files:
-            deps = (deps - inside) | {folder.as_posix()}
-    return deps
+@pytest.mark.parametrize("name", [name for name in STAGES if name != "code_versions"])
+def test_a_stage_lists_its_code_as_the_one_file_code_versions_writes_for_it(name: str) -> None:
+    code = [dep for dep in STAGES[name]["deps"] if dep.split("/")[0] in PACKAGES]
+    listings = [dep for dep in STAGES[name]["deps"] if dep.startswith(f"{CODE_VERSIONS_DIR}/")]
+    assert code == [], f"{name} lists modules: its code listing names them"
+    assert listings == [listing_file(CODE_VERSIONS_DIR, name).as_posix()]
 
 
-@pytest.mark.parametrize("name", list(STAGES))
-def test_stage_depends_on_exactly_the_modules_it_imports(name: str) -> None:
-    stage = STAGES[name]
-    module = stage["cmd"].removeprefix("python -m ")
-    listed = {dep for dep in stage["deps"] if dep.split("/")[0] in PACKAGES}
-    expected = code_deps(imported_files(module))
-    assert not expected - listed, f"{name} imports but does not depend on {expected - listed}"
-    assert not listed - expected, f"{name} depends on but does not import {listed - expected}"
-
-
-def test_code_deps_name_a_folder_only_when_every_file_in_it_is_imported() -> None:
-    ingest = {
-        path.relative_to(ROOT).as_posix() for path in (ROOT / "transfer/ingest").glob("*.py")
-    }
-    assert code_deps(ingest | {"transfer/errors.py"}) == {"transfer/ingest", "transfer/errors.py"}
-    fewer = ingest - {"transfer/ingest/fetch.py"}
-    assert code_deps(fewer) == fewer
-    review = {
-        path.relative_to(ROOT).as_posix() for path in (ROOT / "transfer/review").glob("*.py")
-    }
-    assert code_deps(review) == review  # the page's HTML is in the folder too
+def test_code_versions_reads_all_the_code_and_writes_the_listings() -> None:
+    stage = STAGES["code_versions"]
+    assert stage["deps"] == list(PACKAGES)
+    assert stage["outs"] == [CODE_VERSIONS_DIR.as_posix()]
     assert "__pycache__/" in (ROOT / ".dvcignore").read_text().splitlines()
+
+
+def test_a_listing_names_every_file_the_stage_imports_and_sha256sum_checks_it(
+    tmp_path: Path,
+) -> None:
+    listings = tmp_path / "code_versions"
+    write_code_listings(["split", "export"], listings, ROOT)
+    assert sorted(path.name for path in listings.iterdir()) == ["export.sha256", "split.sha256"]
+    checked = run_command(
+        ["sha256sum", "--check", "--strict", str(listings / "split.sha256")], ROOT
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    listed = {line.split("  ")[1] for line in (listings / "split.sha256").read_text().splitlines()}
+    direct = {
+        module_file(name).relative_to(ROOT).as_posix()
+        for name in imports("stages/split.py")
+        if name.split(".")[0] in PACKAGES
+    }
+    assert direct <= listed and {"stages/split.py", "stages/__init__.py"} <= listed
+    assert "transfer/__init__.py" in listed  # the package every import of the library runs
+    assert not any(path.startswith("transfer/models/") for path in listed)
+    assert "transfer/export/tflite.py" in (listings / "export.sha256").read_text()
 
 
 def test_stages_holds_only_what_dvc_runs() -> None:
@@ -113,17 +113,21 @@ def test_params_validation_does_not_import_the_model_code() -> None:
         "transfer/errors.py",
     }
     for stage in ("download", "split"):
-        assert not any(dep.startswith("transfer/models/") for dep in STAGES[stage]["deps"])
+        listed = [path.as_posix() for path in stage_files(stage, ROOT)]
+        assert not any(path.startswith("transfer/models/") for path in listed)
 
 
 def test_evaluate_and_a_head_only_finetune_do_not_load_tensorflow() -> None:
     """Importing TensorFlow costs 2-3 s per stage, the most of a head-only experiment's
     evaluate: evaluate imports it only for the heat maps of misclassified images, finetune
     only when there are layers to train. Nor do split, the small files the stages hand to
-    each other (transfer/manifests/) and the review server, until a heat map is asked for."""
+    each other (transfer/manifests/) and the review server, until a heat map is asked for.
+    Nor does listing the code of the stages that do, which every code edit reruns."""
     code = (
         "import sys, stages.evaluate, stages.finetune, stages.split, transfer.review.server; "
         "import transfer.manifests.cache_meta, transfer.manifests.corrections; "
+        "from pathlib import Path; from transfer.stage_code import code_listing; "
+        "code_listing('export', Path.cwd()); code_listing('finetune', Path.cwd()); "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     result = run_command([sys.executable, "-c", code], ROOT)

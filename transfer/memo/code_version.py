@@ -9,18 +9,30 @@ from pathlib import Path
 
 
 def module_file(module: str) -> Path:
-    """The source file of a module (a package's __init__.py), without importing it."""
-    spec = find_spec(module)
+    """The source file of a module (a package's __init__.py), found without importing it or
+    its packages: `find_spec("a.b")` would import `a`, and a package's __init__ may load
+    TensorFlow, which the stage `code_versions` must not wait for."""
+    top, *rest = module.split(".")
+    spec = find_spec(top)
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(module)
-    return Path(spec.origin)
+    path = Path(spec.origin)
+    for part in rest:
+        if path.name != "__init__.py":
+            raise ModuleNotFoundError(module)
+        package = path.parent / part / "__init__.py"
+        path = package if package.is_file() else path.parent / f"{part}.py"
+        if not path.is_file():
+            raise ModuleNotFoundError(module)
+    return path
 
 
 def _is_module(name: str) -> bool:
     try:
-        return find_spec(name) is not None
+        module_file(name)
     except ModuleNotFoundError:
         return False
+    return True
 
 
 def project_imports(module: str, packages: tuple[str, ...]) -> set[str]:
