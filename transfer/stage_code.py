@@ -8,10 +8,11 @@ dep: DVC reruns a stage exactly when a module it runs changed, found by reading 
 per stage instead of one per module keeps dvc.lock short: DVC parses and rewrites all of it
 after every stage it runs or restores, most of going back to params already run."""
 
-import hashlib
 from pathlib import Path
 
 from transfer.atomic import atomic_output
+from transfer.errors import PipelineError
+from transfer.hashing import sha256_of
 from transfer.memo.code_version import imported_modules, module_file
 
 PACKAGES = ("stages", "transfer")
@@ -22,17 +23,19 @@ def stage_files(stage: str, root: Path) -> list[Path]:
     """The files of this project (relative to `root`) that `python -m stages.<stage>` loads,
     sorted: the stage's module, the library's modules it imports, directly or not, and the
     packages' __init__.py on the way."""
-    return sorted(
-        module_file(name).relative_to(root)
-        for name in imported_modules(f"stages.{stage}", packages=PACKAGES)
-    )
+    files = [module_file(name) for name in imported_modules(f"stages.{stage}", packages=PACKAGES)]
+    if outside := [file for file in files if not file.is_relative_to(root)]:
+        raise PipelineError(
+            f"stages.{stage} would import {outside[0]}, outside {root}: run dvc in the "
+            "project's root, with no other copy of it first on PYTHONPATH"
+        )
+    return sorted(file.relative_to(root) for file in files)
 
 
 def code_listing(stage: str, root: Path) -> str:
     """`<sha256>  <path>` for each of the stage's files, one a line, as sha256sum writes it."""
     return "".join(
-        f"{hashlib.sha256((root / path).read_bytes()).hexdigest()}  {path.as_posix()}\n"
-        for path in stage_files(stage, root)
+        f"{sha256_of(root / path)}  {path.as_posix()}\n" for path in stage_files(stage, root)
     )
 
 

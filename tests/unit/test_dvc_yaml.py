@@ -9,12 +9,12 @@ import yaml
 
 from bench.sandbox import run_command
 from tests.helpers import ROOT
+from transfer.errors import PipelineError
 from transfer.memo.code_version import imported_modules, module_file
 from transfer.paths import CODE_VERSIONS_DIR
-from transfer.stage_code import listing_file, stage_files, write_code_listings
+from transfer.stage_code import PACKAGES, listing_file, stage_files, write_code_listings
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-PACKAGES = ("stages", "transfer")
 
 
 def imports(path: str) -> set[str]:
@@ -71,6 +71,11 @@ def test_a_listing_names_every_file_the_stage_imports_and_sha256sum_checks_it(
     assert "transfer/__init__.py" in listed  # the package every import of the library runs
     assert not any(path.startswith("transfer/models/") for path in listed)
     assert "transfer/export/tflite.py" in (listings / "export.sha256").read_text()
+
+
+def test_a_listing_of_code_outside_the_project_is_one_line_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"stages.split would import .*stages/__init__.py, "):
+        stage_files("split", tmp_path)
 
 
 def test_stages_holds_only_what_dvc_runs() -> None:
