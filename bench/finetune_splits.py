@@ -4,14 +4,14 @@
         [--before CHECKOUT] [--splits 42 43 44] [--ordinary] [--set KEY=VALUE ...]
         [--work DIR]
 
-For each split seed: this checkout's head-only run (`dvc exp run -S split.seed=S`) and its
-`dvc exp run -S split.seed=S -S unfreeze=50`, timed, with the export checked on every test
-image; with --before, the same two runs of an earlier checkout, whose `seed` then moves the
-split (it has no split.seed); with --ordinary, the first split's fine-tune again with
-`finetune.cache_activations=false`. --set changes this checkout's params for every run (to
-try another default). Prints Markdown tables: per split and the mean with its range, each
-fine-tune's share of the head-only model's test errors it removes, and the machine's raw
-Keras MobileNetV2 forward speed.
+For each split seed: this checkout's head-only run (`dvc exp run -S split.seed=S -S
+unfreeze=0`) and its `dvc exp run -S split.seed=S -S unfreeze=50`, timed, with the export
+checked on every test image; with --before, the same two runs of an earlier checkout, whose
+`seed` then moves the split (it has no split.seed); with --ordinary, the first split's
+fine-tune again with `finetune.cache_activations=false`. --set changes this checkout's params
+for every run (to try another default). Prints Markdown tables: per split and the mean with its
+range, each fine-tune's share of the head-only model's test errors it removes, and the
+machine's raw Keras MobileNetV2 forward speed.
 """
 
 import argparse
